@@ -1,0 +1,272 @@
+"""``sensorium-data convert``: official file trees -> one chunked, compressed Zarr v3 store.
+
+Order of work, so that an interrupted conversion never looks finished:
+
+1. every source tree is opened and validated before anything is written;
+2. per mouse, a group is created with ``complete = false``, with coordinates, statistics and
+   empty data arrays (:mod:`.layout`);
+3. dask tasks, one per shard-aligned block of trials, read the trial files and write whole
+   shards (no two tasks touch one object);
+4. ``complete = true`` is set, then the group's and the root's metadata are consolidated.
+
+A failure (bad trial file, Ctrl-C, full disk) deletes the unfinished group; a ``kill -9`` leaves
+it marked incomplete, which opening refuses and the next run of the same command redoes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import numpy as np
+import zarr
+
+from . import __version__
+from .errors import InvalidFileTreeError, MouseExistsError, SensoriumDataError, StoreNotFoundError
+from .filetree import FileTree, open_tree, read_trial_block
+from .layout import create_mouse_group
+from .schema import ATTRS_KEY, FORMAT_VERSION, ChunkOptions
+from .sources import TreeSource
+from .stores import make_store, quiet, store_url
+
+__all__ = ["convert", "first_nan_frame"]
+
+
+def convert(
+    sources: Sequence[Any],
+    store: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    source_options: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    chunking: ChunkOptions | None = None,
+    scheduler: str = "threads",
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Convert official file trees (folders or zips) into one Zarr v3 store, a group per mouse.
+
+    Parameters
+    ----------
+    sources
+        Paths or fsspec URLs of trees (the folder holding ``data/`` and ``meta/``) or their
+        ``.zip`` files, or :class:`~sensorium_data.sources.TreeSource` objects.
+    store
+        Local path or fsspec URL of the store; created if missing. Mice already in it are kept.
+    storage_options, source_options
+        fsspec options of the store and of the sources.
+    overwrite
+        Replace mice that the store already holds (otherwise :class:`MouseExistsError`).
+    chunking
+        Chunk, shard and compression choices (:class:`~sensorium_data.schema.ChunkOptions`).
+    scheduler
+        ``"threads"`` (default), ``"processes"``, ``"synchronous"``, or the address of a
+        dask.distributed scheduler (``tcp://host:8786``) whose workers can reach the sources
+        and the store.
+    num_workers
+        Threads or processes of the local schedulers (default: the number of cores).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    The names (short data keys) of the mice written.
+    """
+    chunking = chunking or ChunkOptions()
+    url = store_url(store)
+    _check_scheduler(scheduler, url)
+    trees = [
+        s if isinstance(s, FileTree) else open_tree(s, source_options) for s in _as_sources(sources)
+    ]
+    _check_unique(trees)
+    zstore = make_store(url, storage_options, read_only=False)
+    root, created = _open_or_create_root(zstore, url)
+    written: list[str] = []
+    try:
+        for tree in trees:
+            if _prepare_target(root, tree, overwrite, url):
+                _convert_mouse(tree, root, url, storage_options, chunking, scheduler, num_workers,
+                               progress)
+            written.append(tree.data_key)
+    except BaseException:
+        if created and not written:
+            with contextlib.suppress(Exception):
+                _delete(zstore, "")
+        raise
+    finally:
+        if written:
+            with quiet():
+                zarr.consolidate_metadata(zstore)
+    return written
+
+
+def _as_sources(sources: Sequence[Any]) -> list[Any]:
+    if isinstance(sources, str | os.PathLike | TreeSource):
+        sources = [sources]
+    if not sources:
+        raise ValueError("sources: give at least one file tree folder or zip")
+    return list(sources)
+
+
+def _check_scheduler(scheduler: str, url: str) -> None:
+    local = ("threads", "processes", "synchronous", "sync", "single-threaded")
+    if scheduler not in local and "://" not in scheduler and ":" not in scheduler:
+        raise ValueError(
+            f"scheduler must be threads, processes, synchronous or a dask.distributed address "
+            f"like tcp://127.0.0.1:8786; got {scheduler!r}"
+        )
+    if url.startswith("memory://") and scheduler not in ("threads", "synchronous", "sync"):
+        raise ValueError(
+            "a memory:// store lives in one process: use scheduler='threads' or 'synchronous'"
+        )
+
+
+def _check_unique(trees: list[FileTree]) -> None:
+    seen: dict[str, str] = {}
+    for tree in trees:
+        if tree.data_key in seen:
+            raise InvalidFileTreeError(
+                f"{tree.source.describe()} and {seen[tree.data_key]} are the same mouse "
+                f"({tree.data_key}); give each mouse once"
+            )
+        seen[tree.data_key] = tree.source.describe()
+
+
+def _open_or_create_root(zstore: Any, url: str) -> tuple[zarr.Group, bool]:
+    try:
+        with quiet():
+            root = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        attrs = {ATTRS_KEY: {"format_version": FORMAT_VERSION, "toolkit_version": __version__}}
+        return zarr.create_group(zstore, zarr_format=3, attributes=attrs), True
+    except zarr.errors.NodeTypeValidationError:
+        raise StoreNotFoundError(f"{url}: holds a Zarr array, not a sensorium store") from None
+    if ATTRS_KEY not in root.attrs:
+        raise SensoriumDataError(
+            f"{url}: a Zarr group that is not a sensorium_data store; refusing to write into it "
+            "(choose another output path)"
+        )
+    return root, False
+
+
+def _prepare_target(root: zarr.Group, tree: FileTree, overwrite: bool, url: str) -> bool:
+    """Make room for ``tree``'s group; ``False`` when an identical finished group is kept."""
+    name = tree.data_key
+    if name not in root:
+        return True
+    meta = dict(root[name].attrs).get(ATTRS_KEY, {})
+    if meta.get("complete") and not overwrite:
+        raise MouseExistsError(
+            f"{url} already holds mouse {name} (from {meta.get('source_name')}); pass "
+            "--overwrite (overwrite=True) to replace it"
+        )
+    _delete(root.store, name)
+    return True
+
+
+def _delete(zstore: Any, prefix: str) -> None:
+    zarr.core.sync.sync(zstore.delete_dir(prefix))
+
+
+def _convert_mouse(
+    tree: FileTree,
+    root: zarr.Group,
+    url: str,
+    storage_options: dict[str, Any] | None,
+    chunking: ChunkOptions,
+    scheduler: str,
+    num_workers: int | None,
+    progress: bool,
+) -> None:
+    group, block = create_mouse_group(root, tree, chunking)
+    try:
+        target = (url, json.dumps(storage_options or {}, sort_keys=True), tree.data_key)
+        starts = range(0, tree.n_trials, block)
+        tasks = [
+            dask.delayed(_write_block, pure=False)(
+                tree.source, tree.specs, tree.kind, target, start, min(start + block, tree.n_trials)
+            )
+            for start in starts
+        ]
+        results = _run(tasks, scheduler, num_workers, progress, tree)
+        if tree.kind == "dynamic":
+            valid = np.concatenate([r for r in results if r is not None])  # in trial order
+            group["valid_frames"][:] = valid
+        meta = dict(group.attrs)[ATTRS_KEY]
+        group.attrs[ATTRS_KEY] = {**meta, "complete": True}
+        with quiet():
+            zarr.consolidate_metadata(root.store, path=tree.data_key)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _delete(root.store, tree.data_key)
+        raise
+
+
+def _run(
+    tasks: list[Any], scheduler: str, num_workers: int | None, progress: bool, tree: FileTree
+) -> list[Any]:
+    from tqdm.auto import tqdm
+
+    total = tree.n_trials
+    with tqdm(total=total, unit="trial", desc=tree.data_key, disable=not progress) as bar:
+        if scheduler in ("threads", "processes", "synchronous", "sync", "single-threaded"):
+            with _ProgressCallback(bar):
+                done = dask.compute(*tasks, scheduler=scheduler, num_workers=num_workers)
+            return [valid for _, valid in done]
+        from distributed import Client, as_completed
+
+        with Client(scheduler) as client:
+            futures = client.compute(tasks)
+            for fut in as_completed(futures):
+                bar.update(fut.result()[0])
+            return [f.result()[1] for f in futures]
+
+
+class _ProgressCallback(dask.callbacks.Callback):
+    def __init__(self, bar: Any) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int):
+            self.bar.update(result[0])
+
+
+@functools.lru_cache(maxsize=8)
+def _target_group(url: str, options: str, mouse: str) -> zarr.Group:
+    zstore = make_store(url, json.loads(options) or None, read_only=False)
+    return zarr.open_group(zstore, path=mouse, mode="r+", zarr_format=3, use_consolidated=False)
+
+
+def first_nan_frame(block: np.ndarray) -> np.ndarray:
+    """Per trial of ``block`` (trial first, time last): index of the first frame holding a NaN."""
+    if block.dtype.kind != "f":
+        return np.full(block.shape[0], block.shape[-1], dtype=np.int32)
+    nan = np.isnan(block).reshape(block.shape[0], -1, block.shape[-1]).any(axis=1)
+    has = nan.any(axis=1)
+    return np.where(has, nan.argmax(axis=1), block.shape[-1]).astype(np.int32)
+
+
+def _write_block(
+    source: TreeSource,
+    specs: dict[str, Any],
+    kind: str,
+    target: tuple[str, str, str],
+    start: int,
+    stop: int,
+) -> tuple[int, np.ndarray | None]:
+    """Read trials ``start:stop`` of every data key and write them (whole shards)."""
+    group = _target_group(*target)
+    valid = None
+    for key, spec in specs.items():
+        block = read_trial_block(source, key, spec, range(start, stop))
+        group[key][start:stop] = block
+        if kind == "dynamic" and "frame" in (group[key].metadata.dimension_names or ()):
+            v = first_nan_frame(block)
+            valid = v if valid is None else np.minimum(valid, v)
+    return stop - start, valid

@@ -1,0 +1,153 @@
+"""Reading ``.npy`` files safely, including the pickled object arrays of the real releases.
+
+The SENSORIUM releases store some per-trial fields (``frame_trial_ts`` for instance) as object
+arrays, which ``np.save`` writes as a pickle. Unpickling can run arbitrary code, so object arrays
+are read with :class:`RestrictedUnpickler`, which admits only what ``np.save`` emits for arrays of
+plain ``str``, ``int``, ``float``, ``bool`` and ``None`` (and numpy scalars of those kinds).
+Anything else raises :class:`~sensorium_data.errors.UnsafePickleError` before it can run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from typing import Any
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+from .errors import InvalidFileTreeError, UnsafePickleError
+
+__all__ = ["load_npy", "read_npy_header", "save_npy", "decode_object_array", "encode_object_array"]
+
+PLAIN_TYPES = (str, int, float, bool, type(None), np.str_, np.integer, np.floating, np.bool_)
+_SCALAR_KINDS = set("biufU?")
+
+
+def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"refusing to reconstruct {subtype!r}")
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _safe_scalar(dtype: np.dtype, data: Any = None) -> Any:
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _SCALAR_KINDS:
+        raise pickle.UnpicklingError(f"refusing a numpy scalar of dtype {dtype!r}")
+    if not isinstance(data, bytes | None):
+        raise pickle.UnpicklingError("numpy scalar data must be bytes")
+    return np.frombuffer(data or b"", dtype=dtype, count=1)[0]
+
+
+def _safe_dtype(*args: Any) -> np.dtype:
+    dt = np.dtype(*args)
+    if dt.kind not in _SCALAR_KINDS | {"O"}:
+        raise pickle.UnpicklingError(f"refusing dtype {dt!r}")
+    return dt
+
+
+_ALLOWED = {}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_mod, "_reconstruct")] = _safe_reconstruct
+    _ALLOWED[(_mod, "scalar")] = _safe_scalar
+_ALLOWED[("numpy", "ndarray")] = np.ndarray
+_ALLOWED[("numpy", "dtype")] = _safe_dtype
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that only rebuilds numpy object arrays of plain values."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed") from None
+
+
+def read_npy_header(fp: io.BufferedIOBase) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Read the magic string and header of a ``.npy`` stream: ``(shape, fortran_order, dtype)``."""
+    version = npy_format.read_magic(fp)
+    if version == (1, 0):
+        return npy_format.read_array_header_1_0(fp)
+    if version == (2, 0):
+        return npy_format.read_array_header_2_0(fp)
+    return npy_format._read_array_header(fp, version)  # 3.0: utf8 field names
+
+
+def load_npy(data: bytes, name: str) -> np.ndarray:
+    """Decode the bytes of a ``.npy`` file, refusing unsafe pickles.
+
+    Parameters
+    ----------
+    data
+        The whole file.
+    name
+        Shown in error messages (the path of the file inside its tree).
+    """
+    fp = io.BytesIO(data)
+    try:
+        shape, fortran, dtype = read_npy_header(fp)
+    except (ValueError, EOFError, SyntaxError, OSError) as exc:
+        raise InvalidFileTreeError(f"{name}: not a valid .npy file ({exc})") from None
+    if dtype.hasobject:
+        return _load_object_array(fp, shape, dtype, name)
+    try:
+        return npy_format.read_array(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise InvalidFileTreeError(f"{name}: not a valid .npy file ({exc})") from None
+
+
+def _load_object_array(
+    fp: io.BytesIO, shape: tuple[int, ...], dtype: np.dtype, name: str
+) -> np.ndarray:
+    if dtype != np.dtype(object):
+        raise UnsafePickleError(f"{name}: structured dtype {dtype} with objects is not supported")
+    try:
+        arr = RestrictedUnpickler(fp).load()
+    except pickle.UnpicklingError as exc:
+        raise UnsafePickleError(
+            f"{name}: refused to unpickle: {exc}; only object arrays of plain "
+            "str/int/float/bool/None are accepted"
+        ) from None
+    except Exception as exc:  # truncated or corrupt pickle
+        raise InvalidFileTreeError(f"{name}: corrupt pickled object array ({exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
+        raise InvalidFileTreeError(
+            f"{name}: pickled payload is not an array of the header's shape {tuple(shape)}"
+        )
+    for value in arr.flat:
+        if not isinstance(value, PLAIN_TYPES):
+            raise UnsafePickleError(
+                f"{name}: object array holds a {type(value).__name__}; only plain "
+                "str/int/float/bool/None are accepted"
+            )
+    return arr
+
+
+def encode_object_array(arr: np.ndarray) -> tuple[np.ndarray, str]:
+    """Turn an object array of plain values into strings: ``(strings, encoding)``.
+
+    Arrays of ``str`` only are kept as they are (encoding ``"str"``); arrays mixing other
+    plain types are JSON-encoded element by element (encoding ``"json"``) so that export
+    restores the exact values.
+    """
+    flat = list(arr.flat)
+    if all(isinstance(v, str) for v in flat):
+        return np.array([str(v) for v in flat], dtype=object).reshape(arr.shape), "str"
+    out = [json.dumps(v.item() if isinstance(v, np.generic) else v) for v in flat]
+    return np.array(out, dtype=object).reshape(arr.shape), "json"
+
+
+def decode_object_array(strings: np.ndarray, encoding: str) -> np.ndarray:
+    """Inverse of :func:`encode_object_array`."""
+    flat = [str(v) for v in np.asarray(strings).flat]
+    if encoding == "json":
+        flat = [json.loads(v) for v in flat]
+    out = np.empty(len(flat), dtype=object)
+    out[:] = flat
+    return out.reshape(np.shape(strings))
+
+
+def save_npy(fp: Any, arr: np.ndarray) -> None:
+    """Write ``arr`` as ``.npy`` the way the releases do (pickle only for object arrays)."""
+    np.save(fp, arr, allow_pickle=arr.dtype.hasobject)

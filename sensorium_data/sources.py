@@ -1,0 +1,225 @@
+"""Where the bytes of an official file tree come from: a folder or a zip, local or remote.
+
+A :class:`TreeSource` lists the files of one tree (paths relative to its top folder, ``/``
+separated) and reads them. Sources hold only their URL and options, so they pickle into dask
+worker processes; the open filesystem or zip handle is created lazily once per process.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import posixpath
+import threading
+import zipfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import fsspec
+
+from .errors import InvalidFileTreeError
+
+__all__ = ["TreeSource", "DirectorySource", "ZipSource", "open_source"]
+
+_JUNK_PREFIXES = ("__MACOSX/",)
+
+
+class TreeSource(abc.ABC):
+    """One official file tree. Subclasses adapt a storage layout; the reader never asks how."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = str(url)
+        self.storage_options = dict(storage_options or {})
+        self._local: dict[str, Any] = {}
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "storage_options": self.storage_options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], state["storage_options"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    @property
+    def handles(self) -> dict[str, Any]:
+        """Per-process open handles (reopened after a fork)."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._local = self._open()
+                    self._pid = os.getpid()
+        return self._local
+
+    @abc.abstractmethod
+    def _open(self) -> dict[str, Any]: ...
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The top folder's name, e.g. ``static26872-17-20-GrayImageNet-94c6...``."""
+
+    @abc.abstractmethod
+    def list_files(self) -> list[str]:
+        """Every file of the tree, relative to the top folder."""
+
+    @abc.abstractmethod
+    def read(self, path: str) -> bytes:
+        """The bytes of one file, ``path`` relative to the top folder."""
+
+    def read_many(self, paths: Sequence[str]) -> list[bytes]:
+        """The bytes of several files, in order (remote sources fetch them concurrently)."""
+        return [self.read(p) for p in paths]
+
+    def describe(self, path: str = "") -> str:
+        """A human-readable location of ``path`` for error messages."""
+        return f"{self.url.rstrip('/')}/{path}" if path else self.url
+
+
+class DirectorySource(TreeSource):
+    """An unpacked tree: the folder that holds ``data/`` and ``meta/``."""
+
+    def _open(self) -> dict[str, Any]:
+        fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return {"fs": fs, "root": root.rstrip("/"), "local": _is_local(fs)}
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.url.rstrip("/").split("::")[-1])
+
+    def list_files(self) -> list[str]:
+        fs, root = self.handles["fs"], self.handles["root"]
+        if not fs.isdir(root):
+            raise InvalidFileTreeError(f"{self.url}: no such folder")
+        out = []
+        for path in fs.find(root):
+            rel = posixpath.relpath(path, root) if not self.handles["local"] else os.path.relpath(
+                path, root
+            ).replace(os.sep, "/")
+            out.append(rel)
+        return sorted(out)
+
+    def read(self, path: str) -> bytes:
+        h = self.handles
+        full = f"{h['root']}/{path}"
+        try:
+            if h["local"]:
+                with open(full, "rb") as f:
+                    return f.read()
+            return h["fs"].cat_file(full)
+        except FileNotFoundError:
+            raise InvalidFileTreeError(f"{self.describe(path)}: file is missing") from None
+
+    def read_many(self, paths: Sequence[str]) -> list[bytes]:
+        h = self.handles
+        if h["local"] or len(paths) < 2:
+            return [self.read(p) for p in paths]
+        full = [f"{h['root']}/{p}" for p in paths]
+        got = h["fs"].cat(full, on_error="return")
+        out = []
+        for p, f in zip(paths, full, strict=True):
+            value = got[f]
+            if isinstance(value, FileNotFoundError):
+                raise InvalidFileTreeError(f"{self.describe(p)}: file is missing")
+            if isinstance(value, BaseException):
+                raise value
+            out.append(value)
+        return out
+
+
+class ZipSource(TreeSource):
+    """A tree read straight from its ``.zip``, member by member, without unpacking.
+
+    The zip must hold exactly one top-level folder (``__MACOSX/`` junk is ignored), and no member
+    may escape it (absolute paths or ``..``).
+    """
+
+    def _open(self) -> dict[str, Any]:
+        fs, path = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        try:
+            fobj = fs.open(path, "rb")
+        except FileNotFoundError:
+            raise InvalidFileTreeError(f"{self.url}: no such file") from None
+        try:
+            zf = zipfile.ZipFile(fobj)
+        except zipfile.BadZipFile as exc:
+            fobj.close()
+            raise InvalidFileTreeError(f"{self.url}: not a valid zip file ({exc})") from None
+        top, members = _zip_layout(zf, self.url)
+        return {"zip": zf, "top": top, "members": members, "fobj": fobj}
+
+    @property
+    def name(self) -> str:
+        return str(self.handles["top"])
+
+    def list_files(self) -> list[str]:
+        return sorted(self.handles["members"])
+
+    def read(self, path: str) -> bytes:
+        h = self.handles
+        info = h["members"].get(path)
+        if info is None:
+            raise InvalidFileTreeError(f"{self.describe(path)}: file is missing")
+        return h["zip"].read(info)
+
+    def describe(self, path: str = "") -> str:
+        if not path:
+            return self.url
+        top = self.handles["top"] if self._pid == os.getpid() else "…"
+        return f"{self.url}!{top}/{path}"
+
+
+def _zip_layout(zf: zipfile.ZipFile, url: str) -> tuple[str, dict[str, zipfile.ZipInfo]]:
+    tops: set[str] = set()
+    loose: list[str] = []
+    for info in zf.infolist():
+        name = info.filename
+        if name.startswith(_JUNK_PREFIXES) or name.endswith("/"):
+            continue
+        parts = name.split("/")
+        if name.startswith("/") or ".." in parts or "\\" in name or ":" in parts[0]:
+            raise InvalidFileTreeError(
+                f"{url}: member {name!r} would escape the zip's top folder; refusing this zip"
+            )
+        if len(parts) == 1:
+            loose.append(name)
+        else:
+            tops.add(parts[0])
+    if loose and not tops:
+        raise InvalidFileTreeError(
+            f"{url}: the zip has no top-level folder (files such as {loose[0]!r} lie at its "
+            "root); expected one folder named like the zip holding data/ and meta/"
+        )
+    if len(tops) != 1:
+        found = ", ".join(sorted(tops)) or "none"
+        raise InvalidFileTreeError(
+            f"{url}: expected exactly one top-level folder in the zip, found {len(tops)}: {found}"
+        )
+    top = tops.pop()
+    members = {
+        i.filename[len(top) + 1 :]: i
+        for i in zf.infolist()
+        if i.filename.startswith(top + "/") and not i.filename.endswith("/")
+    }
+    return top, members
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def open_source(url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> TreeSource:
+    """A :class:`ZipSource` for ``*.zip`` URLs, else a :class:`DirectorySource`."""
+    url = os.fspath(url)
+    if url.rstrip("/").lower().endswith(".zip"):
+        return ZipSource(url, storage_options)
+    return DirectorySource(url.rstrip("/") or url, storage_options)
+
+
+def iter_chunks(seq: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """Consecutive slices of ``seq`` of at most ``size`` items."""
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]

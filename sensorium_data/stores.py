@@ -1,0 +1,195 @@
+"""Opening stores: any fsspec URL -> a zarr store -> lazy xarray objects.
+
+``open_mouse`` gives one mouse as an :class:`xarray.Dataset`, ``open_store`` every mouse as an
+:class:`xarray.DataTree`. Both read the consolidated metadata (one or two requests, also over
+HTTP or S3), refuse groups whose conversion did not finish, and read no array data.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import xarray as xr
+import zarr
+from zarr.abc.store import Store
+from zarr.storage import FsspecStore, LocalStore
+
+from .errors import IncompleteStoreError, MouseNotFoundError, StoreNotFoundError
+from .schema import ATTRS_KEY, check_mouse_attrs
+
+__all__ = ["make_store", "open_mouse", "open_store", "open_statistics", "list_mice", "store_url"]
+
+_CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
+
+
+class quiet:  # noqa: N801 - used like warnings.catch_warnings
+    """Silence zarr's notice that consolidated metadata is not in the v3 spec (we rely on it)."""
+
+    def __enter__(self) -> None:
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+
+
+
+def store_url(url: str | os.PathLike[str]) -> str:
+    """Normalise a path or URL (``~`` expanded, paths made absolute)."""
+    url = os.fspath(url)
+    if "://" not in url and "::" not in url:
+        return os.path.abspath(os.path.expanduser(url))
+    return url
+
+
+def make_store(
+    url: str | os.PathLike[str] | Store,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    read_only: bool = True,
+) -> Store:
+    """A zarr store for a local path, ``file://``, ``memory://`` or any fsspec URL or chain."""
+    if isinstance(url, Store):
+        return url
+    url = store_url(url)
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    if "://" not in url and "::" not in url:
+        if storage_options:
+            raise TypeError("storage_options are only accepted for remote URLs, not local paths")
+        return LocalStore(url, read_only=read_only)
+    return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
+
+
+def _open_root(url: Any, storage_options: dict[str, Any] | None) -> tuple[zarr.Group, Store]:
+    store = make_store(url, storage_options)
+    try:
+        with quiet():
+            root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=None)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+        raise StoreNotFoundError(f"{url}: no Zarr v3 store here") from None
+    if ATTRS_KEY not in root.attrs:
+        raise StoreNotFoundError(
+            f"{url}: a Zarr group, but not a sensorium_data store; create one with "
+            "`sensorium-data convert SRC -o STORE`"
+        )
+    return root, store
+
+
+def list_mice(url: Any, storage_options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """``{mouse: its sensorium attributes}`` of every mouse group in the store."""
+    root, _ = _open_root(url, storage_options)
+    return _mice(root, url)
+
+
+def _mice(root: zarr.Group, url: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, group in sorted(root.groups()):
+        out[name] = check_mouse_attrs(dict(group.attrs), f"{url} group {name!r}")
+    return out
+
+
+def _resolve_mouse(mice: dict[str, dict[str, Any]], mouse: str | None, url: Any) -> str:
+    if mouse is None:
+        if len(mice) != 1:
+            raise MouseNotFoundError(
+                f"{url} holds {len(mice)} mice ({', '.join(mice) or 'none'}); pass mouse=..."
+            )
+        mouse = next(iter(mice))
+    if mouse not in mice:
+        by_source = {m["source_name"]: name for name, m in mice.items()}
+        if mouse not in by_source:
+            raise MouseNotFoundError(
+                f"{url} holds no mouse {mouse!r}; it holds {', '.join(mice) or 'none'}"
+            )
+        mouse = by_source[mouse]
+    if not mice[mouse]["complete"]:
+        raise IncompleteStoreError(
+            f"{url}: the conversion of mouse {mouse!r} did not finish; run the same "
+            "`sensorium-data convert` command again to redo it"
+        )
+    return mouse
+
+
+def _chunk_by_shards(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
+    """Give every data variable dask chunks equal to its shards (or chunks)."""
+    out = {}
+    for name, var in ds.data_vars.items():
+        arr = group[name]
+        out[name] = var.chunk(dict(zip(var.dims, arr.shards or arr.chunks, strict=True)))
+    return ds.assign(out)
+
+
+def open_mouse(
+    url: Any,
+    mouse: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    chunks: Any = "shards",
+) -> xr.Dataset:
+    """Open one mouse of a store as a lazy :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    url
+        Local path or fsspec URL (``memory://``, ``http(s)://``, ``s3://``,
+        ``simplecache::s3://...``) of a store written by ``sensorium-data convert``.
+    mouse
+        Short data key (``26872-17-20``) or full source name; may be omitted when the store
+        holds one mouse.
+    storage_options
+        Passed to fsspec (e.g. ``{"endpoint_url": ...}`` for S3).
+    chunks
+        ``"shards"`` (default): dask chunks equal to the stored shards; ``None``: lazily
+        indexed arrays without dask; anything else is passed to :func:`xarray.open_zarr`.
+    """
+    root, store = _open_root(url, storage_options)
+    mouse = _resolve_mouse(_mice(root, url), mouse, url)
+    with quiet():
+        ds = xr.open_zarr(
+            store,
+            group=mouse,
+            consolidated=True,
+            zarr_format=3,
+            chunks=None if chunks == "shards" else chunks,
+        )
+    if chunks == "shards":
+        ds = _chunk_by_shards(ds, root[mouse])
+    return ds
+
+
+def open_statistics(
+    url: Any, mouse: str | None = None, storage_options: dict[str, Any] | None = None
+) -> dict[str, dict[str, xr.Dataset]]:
+    """The official statistics of a mouse: ``{key: {"all": Dataset(mean, std, ...)}}``, loaded."""
+    root, store = _open_root(url, storage_options)
+    mouse = _resolve_mouse(_mice(root, url), mouse, url)
+    out: dict[str, dict[str, xr.Dataset]] = {}
+    if "statistics" not in root[mouse]:
+        return out
+    stats = root[mouse]["statistics"]
+    for key, kgroup in sorted(stats.groups()):
+        for sub, _ in sorted(kgroup.groups()):
+            with quiet():
+                ds = xr.open_zarr(
+                    store, group=f"{mouse}/statistics/{key}/{sub}", consolidated=True,
+                    zarr_format=3, chunks=None,
+                )
+            out.setdefault(key, {})[sub] = ds.load()
+    return out
+
+
+def open_store(url: Any, storage_options: dict[str, Any] | None = None) -> xr.DataTree:
+    """Open every mouse of a store as a lazy :class:`xarray.DataTree` (one node per mouse)."""
+    root, store = _open_root(url, storage_options)
+    mice = _mice(root, url)
+    for mouse in mice:
+        _resolve_mouse(mice, mouse, url)
+    with quiet():
+        tree = xr.open_datatree(store, engine="zarr", consolidated=True, zarr_format=3, chunks=None)
+    for mouse in mice:
+        tree[mouse].dataset = _chunk_by_shards(tree[mouse].to_dataset(inherit=False), root[mouse])
+    return tree
