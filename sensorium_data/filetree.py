@@ -74,13 +74,17 @@ class FileTree:
         The parsed ``config.json`` or ``None``.
     extra_files
         Other files of the tree (kept verbatim by the converter), relative paths.
+    source_bytes
+        Total size of the tree's files (uncompressed).
     """
 
     def __init__(self, source: TreeSource) -> None:
         self.source = source
         self.name = source.name
         self.data_key = short_data_key(self.name)
-        files = [f for f in source.list_files() if not _is_hidden(f)]
+        sizes = {f: n for f, n in source.file_sizes().items() if not _is_hidden(f)}
+        self.source_bytes = sum(sizes.values())
+        files = sorted(sizes)
         self._trial_files, other = self._scan_data(files)
         self.data_keys = sorted(self._trial_files)
         self.n_trials = len(self._trial_files[self.data_keys[0]])
@@ -170,6 +174,7 @@ class FileTree:
                 self.extra_files.append(f)
         for f in files:
             if f == "config.json":
+                self.extra_files.append(f)  # kept verbatim for export
                 try:
                     self.config = json.loads(self.source.read(f))
                 except (ValueError, UnicodeDecodeError) as exc:

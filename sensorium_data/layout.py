@@ -17,7 +17,7 @@ from zarr.codecs import BloscCodec
 from . import __version__
 from .errors import SchemaError
 from .filetree import FileTree
-from .npyio import encode_object_array
+from .npyio import decode_object_array, encode_object_array
 from .schema import (
     ATTRS_KEY,
     FORMAT_VERSION,
@@ -29,7 +29,7 @@ from .schema import (
     meta_dims,
 )
 
-__all__ = ["create_mouse_group", "stored_values"]
+__all__ = ["create_mouse_group", "stored_values", "restore_values"]
 
 _MAX_EXTRA_BYTES = 1 << 20
 
@@ -40,6 +40,17 @@ def stored_values(arr: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     if arr.dtype == object:
         arr, info["object_encoding"] = encode_object_array(arr)
     return arr, info
+
+
+def restore_values(values: Any, info: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`stored_values`: the array as it was in the file tree."""
+    arr = np.asarray(values)
+    if info["dtype"] == "object":
+        return decode_object_array(arr, info.get("object_encoding", "str"))
+    dtype = np.dtype(info["dtype"])
+    if dtype.kind == "U" and arr.dtype.kind != "U":
+        return np.array(arr.tolist(), dtype=dtype).reshape(arr.shape)
+    return arr.astype(dtype, copy=False)
 
 
 def _write_small(group: zarr.Group, name: str, arr: np.ndarray, dims: tuple[str, ...],
@@ -92,6 +103,7 @@ def create_mouse_group(
         "source_url": tree.source.describe(),
         "n_trials": tree.n_trials,
         "n_neurons": tree.n_neurons,
+        "source_bytes": tree.source_bytes,
         "config": tree.config,
         "variables": variables,
         "statistics": {},
@@ -121,7 +133,7 @@ def create_mouse_group(
     codec = BloscCodec(cname=chunking.compressor, clevel=chunking.clevel, shuffle="shuffle")
     for key, spec in tree.specs.items():
         shape = (tree.n_trials, *spec.shape)
-        chunks, shards = choose_chunks(tree.kind, dims[key], shape, chunking)
+        chunks, shards = choose_chunks(tree.kind, dims[key], shape, spec.dtype.itemsize, chunking)
         block = shards[0]
         group.create_array(
             key, shape=shape, dtype=spec.dtype, chunks=chunks, shards=shards,

@@ -6,6 +6,7 @@ tree maps onto the store, so the mapping lives in one place. See DESIGN.md for t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,10 @@ LABELS: dict[str, dict[int, list[str]]] = {
     "pupil_axis": {2: ["horizontal", "vertical"]},
     "xyz": {3: ["x", "y", "z"]},
 }
+
+#: Trials smaller than this (bytes) are not chunked along ``frame``: a window read of them costs
+#: less than the per-chunk overhead.
+FRAME_CHUNKING_MIN_BYTES = 256 * 1024
 
 #: Extra dimensions of well-known meta arrays.
 META_DIMS: dict[str, tuple[str, ...]] = {"cell_motor_coordinates": ("xyz",)}
@@ -147,18 +152,21 @@ def choose_chunks(
     kind: str,
     dims: tuple[str, ...],
     shape: tuple[int, ...],
+    itemsize: int,
     options: ChunkOptions,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """``(chunks, shards)`` of a trial-major data array of ``shape``.
 
-    Chunks hold ``trials_per_chunk`` trials (and ``frames_per_chunk`` frames); shards hold
-    ``trials_per_shard`` trials and every frame, so one conversion task writes whole shards.
+    Chunks hold ``trials_per_chunk`` trials (and ``frames_per_chunk`` frames, where one trial of
+    the array is big enough for a window read to matter); shards hold ``trials_per_shard``
+    trials and every frame, so one conversion task writes whole shards.
     """
     tpc, tps, fpc = options.resolved(kind)
     n_trials = shape[0]
     chunks = [min(tpc, n_trials), *shape[1:]]
     shards = [min(tps, _round_up(n_trials, chunks[0])), *shape[1:]]
-    if "frame" in dims:
+    trial_bytes = itemsize * math.prod(shape[1:])
+    if "frame" in dims and trial_bytes >= FRAME_CHUNKING_MIN_BYTES:
         axis = dims.index("frame")
         frames = shape[axis]
         chunks[axis] = min(fpc, frames)

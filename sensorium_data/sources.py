@@ -12,7 +12,7 @@ import os
 import posixpath
 import threading
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import fsspec
@@ -61,9 +61,13 @@ class TreeSource(abc.ABC):
     def name(self) -> str:
         """The top folder's name, e.g. ``static26872-17-20-GrayImageNet-94c6...``."""
 
-    @abc.abstractmethod
     def list_files(self) -> list[str]:
-        """Every file of the tree, relative to the top folder."""
+        """Every file of the tree, relative to the top folder, sorted."""
+        return sorted(self.file_sizes())
+
+    @abc.abstractmethod
+    def file_sizes(self) -> dict[str, int]:
+        """``{path: bytes}`` of every file of the tree, paths relative to the top folder."""
 
     @abc.abstractmethod
     def read(self, path: str) -> bytes:
@@ -89,17 +93,15 @@ class DirectorySource(TreeSource):
     def name(self) -> str:
         return posixpath.basename(self.url.rstrip("/").split("::")[-1])
 
-    def list_files(self) -> list[str]:
+    def file_sizes(self) -> dict[str, int]:
         fs, root = self.handles["fs"], self.handles["root"]
         if not fs.isdir(root):
             raise InvalidFileTreeError(f"{self.url}: no such folder")
-        out = []
-        for path in fs.find(root):
-            rel = posixpath.relpath(path, root) if not self.handles["local"] else os.path.relpath(
-                path, root
-            ).replace(os.sep, "/")
-            out.append(rel)
-        return sorted(out)
+        out = {}
+        for path, detail in fs.find(root, detail=True).items():
+            rel = posixpath.relpath(path.replace(os.sep, "/"), root.replace(os.sep, "/"))
+            out[rel] = int(detail.get("size") or 0)
+        return out
 
     def read(self, path: str) -> bytes:
         h = self.handles
@@ -154,8 +156,8 @@ class ZipSource(TreeSource):
     def name(self) -> str:
         return str(self.handles["top"])
 
-    def list_files(self) -> list[str]:
-        return sorted(self.handles["members"])
+    def file_sizes(self) -> dict[str, int]:
+        return {name: info.file_size for name, info in self.handles["members"].items()}
 
     def read(self, path: str) -> bytes:
         h = self.handles
@@ -217,9 +219,3 @@ def open_source(url: str | os.PathLike[str], storage_options: dict[str, Any] | N
     if url.rstrip("/").lower().endswith(".zip"):
         return ZipSource(url, storage_options)
     return DirectorySource(url.rstrip("/") or url, storage_options)
-
-
-def iter_chunks(seq: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    """Consecutive slices of ``seq`` of at most ``size`` items."""
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]

@@ -1,0 +1,225 @@
+"""The ``sensorium-data`` command line: convert, verify, info, export, synth, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import SensoriumDataError
+
+__all__ = ["main"]
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object such as '{\"endpoint_url\": ...}'")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 144x256, got {text!r}")
+    return h, w
+
+
+def _add_storage(p: argparse.ArgumentParser, *, sources: bool = False) -> None:
+    p.add_argument("--storage-options", type=_json_dict, default=None, metavar="JSON",
+                   help="fsspec options of the store, e.g. '{\"endpoint_url\": \"http://...\"}'")
+    if sources:
+        p.add_argument("--source-options", type=_json_dict, default=None, metavar="JSON",
+                       help="fsspec options of the sources")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sensorium-data",
+        description="Convert, inspect and verify SENSORIUM data stores.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("convert", help="official file trees (folders or zips) -> Zarr v3 store")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="tree folder or .zip, path or URL")
+    p.add_argument("-o", "--output", required=True, metavar="STORE", help="store path or URL")
+    p.add_argument("--overwrite", action="store_true", help="replace mice the store already holds")
+    p.add_argument("--scheduler", default="threads",
+                   help="threads (default), processes, synchronous, or a dask.distributed "
+                   "scheduler address such as tcp://10.0.0.5:8786")
+    p.add_argument("--workers", type=int, default=None, help="local threads/processes")
+    p.add_argument("--trials-per-chunk", type=int, default=None)
+    p.add_argument("--trials-per-shard", type=int, default=None)
+    p.add_argument("--frames-per-chunk", type=int, default=None)
+    p.add_argument("--compressor", default="lz4", choices=["lz4", "lz4hc", "zstd", "blosclz", "zlib"])
+    p.add_argument("--clevel", type=int, default=5)
+    p.add_argument("--no-progress", action="store_true")
+    _add_storage(p, sources=True)
+
+    p = sub.add_parser("verify", help="compare a store with its source trees, value by value")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("sources", nargs="+", metavar="SRC")
+    p.add_argument("--no-progress", action="store_true")
+    _add_storage(p, sources=True)
+
+    p = sub.add_parser("info", help="summarise a store: mice, tiers, variables, chunks, sizes")
+    p.add_argument("store", metavar="URL")
+    _add_storage(p)
+
+    p = sub.add_parser("export", help="write a mouse back as the official file tree")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("mouse", metavar="MOUSE", help="short data key, e.g. 26872-17-20")
+    p.add_argument("dest", metavar="DEST", help="local folder; the tree goes to DEST/<name>")
+    p.add_argument("--no-progress", action="store_true")
+    _add_storage(p)
+
+    p = sub.add_parser("synth", help="write synthetic file trees in the official layout")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--kind", required=True, choices=["static", "dynamic"],
+                   help="static: 2022 images; dynamic: 2023 videos")
+    p.add_argument("--mice", type=int, default=1)
+    p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--neurons", type=int, default=None)
+    p.add_argument("--frames", type=int, default=None, help="dynamic: frames per trial (T_max)")
+    p.add_argument("--image-size", type=_size, default=None, metavar="HxW")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--zip", action="store_true", help="write .zip files like the releases")
+    p.add_argument("--competition", action=argparse.BooleanOptionalAction, default=None,
+                   help="make every mouse a competition mouse (withheld test responses)")
+
+    p = sub.add_parser("demo", help="synthetic data -> convert -> open -> summary")
+    p.add_argument("--workdir", default=None, help="folder to work in (default: a temporary one)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sensorium-data``; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except (SensoriumDataError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"sensorium-data {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+    from .schema import ChunkOptions
+
+    chunking = ChunkOptions(
+        trials_per_chunk=args.trials_per_chunk, trials_per_shard=args.trials_per_shard,
+        frames_per_chunk=args.frames_per_chunk, compressor=args.compressor, clevel=args.clevel,
+    )
+    mice = convert(
+        args.sources, args.output, storage_options=args.storage_options,
+        source_options=args.source_options, overwrite=args.overwrite, chunking=chunking,
+        scheduler=args.scheduler, num_workers=args.workers, progress=not args.no_progress,
+    )
+    print(f"wrote {len(mice)} mice to {args.output}: {', '.join(mice)}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    problems = verify(args.store, args.sources, storage_options=args.storage_options,
+                      source_options=args.source_options, progress=not args.no_progress)
+    if problems:
+        print(f"{args.store} differs from its sources:", file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"{args.store} equals its {len(args.sources)} source tree(s)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .info import describe_store
+
+    print(describe_store(args.store, args.storage_options))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    path = export(args.store, args.mouse, args.dest, storage_options=args.storage_options,
+                  progress=not args.no_progress)
+    print(f"wrote {path}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .synthetic import synthesize
+
+    paths = synthesize(
+        args.out, kind=args.kind, n_mice=args.mice, n_trials=args.trials,
+        n_neurons=args.neurons, n_frames=args.frames, image_size=args.image_size,
+        seed=args.seed, as_zip=args.zip, competition=args.competition, progress=True,
+    )
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The built-in default job: synthetic data -> convert -> open -> summary."""
+    from .convert import convert
+    from .info import describe_store
+    from .stores import open_mouse
+    from .synthetic import synthesize
+    from .verify import verify
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.workdir or tmp)
+        trees = [
+            *synthesize(work / "trees", kind="static", n_mice=2, seed=0),
+            *synthesize(work / "trees", kind="dynamic", n_mice=1, seed=1, as_zip=True),
+        ]
+        store = work / "sensorium.zarr"
+        print(f"1. synthetic trees: {', '.join(p.name for p in trees)}")
+        mice = convert(trees, store, overwrite=True, progress=False)
+        print(f"2. converted {len(mice)} mice into {store}")
+        problems = verify(store, trees)
+        print("3. verify: " + ("store equals its sources" if not problems else "; ".join(problems)))
+        ds = open_mouse(store, mice[0])
+        train = ds.responses.where(ds.tiers == "train", drop=True)
+        print(f"4. opened {mice[0]}: {dict(ds.sizes)}; mean train response per neuron "
+              f"{float(train.mean()):.3f}")
+        print()
+        print(describe_store(store))
+        return 1 if problems else 0
+
+
+_COMMANDS = {
+    "convert": _convert,
+    "verify": _verify,
+    "info": _info,
+    "export": _export,
+    "synth": _synth,
+    "demo": _demo,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""The ground-truth world behind :func:`sensorium_data.synthetic.synthesize`.
+
+Three parts, numpy only:
+
+- stimuli: natural-image-like pictures (two 1/f fields composed through an occlusion mask) and
+  movies (the same, drifting along smooth random trajectories, with scene cuts), plus the
+  out-of-distribution clips of the 2023 bonus tiers;
+- behaviour: one continuous process per mouse (running bouts, arousal-driven pupil dilation,
+  fixations and saccades of the eye) sampled at each trial's presentation time;
+- the encoder: a bank of oriented Gabor channels (simple and complex cells) read out at one
+  localised position per neuron, the position shifted with the eye, a temporal kernel for videos,
+  a softplus output, a multiplicative behavioural gain and gamma trial-to-trial noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+FRAME_RATE = 30.0
+STATIC_STEP_S = 0.1
+STATIC_STEPS_PER_TRIAL = 8
+GAP_FRAMES = 15
+RUN_REF, RUN_SCALE = 5.0, 10.0
+PUPIL_REF, PUPIL_SCALE = 15.0, 4.0
+OOD_TYPES = ("pink_noise", "gaussian_dots", "drifting_grating", "static_image")
+_CHUNK = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Documented constants of the ground-truth encoder.
+
+    Attributes
+    ----------
+    n_orientations : int
+        Orientations of the Gabor channel bank.
+    periods : tuple of float
+        Spatial periods of the channels, in encoder-grid pixels (the grid is 36 x 64 for
+        144 x 256 images and for 36 x 64 videos).
+    envelope : float
+        Gaussian envelope sigma as a fraction of the period.
+    complex_fraction : float
+        Fraction of complex (phase-invariant energy) cells; the others are simple cells.
+    behavior_gain : float
+        Strength of the multiplicative behavioural gain:
+        ``log gain = behavior_gain * (w_run * run_z + w_pupil * pupil_z)`` with per-neuron weights
+        near 1.0 and 0.7 and ``run_z = (speed - 5) / 10``, ``pupil_z = (dilation - 15) / 4``.
+        The default 0.5 moves gains between about 0.5 and 2, so a model given the behaviour
+        clearly beats one that is not.
+    shift_scale : float
+        Receptive-field shift, in grid pixels, per standard deviation of eye position.
+    fano : float
+        Median Fano factor of the gamma noise, relative to each neuron's amplitude.
+    temporal_length : int
+        Length in frames of the temporal kernels (videos only).
+    """
+
+    n_orientations: int = 8
+    periods: tuple[float, ...] = (6.0, 11.0)
+    envelope: float = 0.45
+    complex_fraction: float = 0.4
+    behavior_gain: float = 0.5
+    shift_scale: float = 1.5
+    fano: float = 1.5
+    temporal_length: int = 12
+
+
+def encoder_grid(height: int, width: int) -> tuple[int, int]:
+    """Grid on which the encoder sees a stimulus of ``height x width`` (36 x 64 for 144 x 256)."""
+    scale = min(36.0 / height, 64.0 / width)
+    return max(8, round(height * scale)), max(8, round(width * scale))
+
+
+# ----------------------------------------------------------------------------- stimuli
+
+def _pink_spectra(rng: np.random.Generator, n: int, shape: tuple[int, int],
+                  alpha: np.ndarray) -> np.ndarray:
+    """``n`` random spectra with a 1/f**alpha amplitude, scaled to unit pixel variance."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    f = np.sqrt(fy**2 + fx**2)
+    f[0, 0] = np.inf
+    amp = f[None] ** -np.asarray(alpha, dtype=np.float64).reshape(-1, 1, 1)
+    amp[:, 0, 0] = 0.0
+    noise = rng.standard_normal((n, *f.shape, 2))
+    spec = amp * (noise[..., 0] + 1j * noise[..., 1])
+    norm = np.sqrt(2.0 * (amp**2).sum(axis=(1, 2), keepdims=True)) / (shape[0] * shape[1])
+    return (spec / norm).astype(np.complex64)
+
+
+def natural_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """One natural-image-like picture (float32, 0-255, integer valued)."""
+    alpha = np.array([rng.uniform(0.9, 1.3), rng.uniform(0.9, 1.3), 1.8])
+    a, b, m = np.fft.irfft2(_pink_spectra(rng, 3, (height, width), alpha), s=(height, width))
+    lum = rng.uniform(60.0, 190.0, 2)
+    con = rng.uniform(20.0, 60.0, 2)
+    img = np.where(m > rng.normal(0.0, 0.5), lum[0] + con[0] * a, lum[1] + con[1] * b)
+    return np.clip(np.round(img), 0, 255).astype(np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, tau: float) -> np.ndarray:
+    """Unit-variance exponentially smoothed noise of length ``n`` (time constant in samples)."""
+    klen = max(1, int(5 * tau))
+    kernel = np.exp(-np.arange(klen) / max(tau, 1e-6))
+    kernel /= np.sqrt((kernel**2).sum())
+    white = rng.standard_normal(n + klen)
+    size = 1 << int(np.ceil(np.log2(n + 2 * klen)))
+    out = np.fft.irfft(np.fft.rfft(white, size) * np.fft.rfft(kernel, size), size)
+    return out[klen:klen + n]
+
+
+def _drifting_frames(spectrum: np.ndarray, offsets: np.ndarray, height: int,
+                     width: int) -> np.ndarray:
+    """Frames of a periodic field translated by ``offsets`` (T, 2), cropped to height x width."""
+    big = (spectrum.shape[0], 2 * (spectrum.shape[1] - 1))
+    ky = np.fft.fftfreq(big[0])[None, :, None]
+    kx = np.fft.rfftfreq(big[1])[None, None, :]
+    ramp = np.exp(-2j * np.pi * (ky * offsets[:, 0, None, None] + kx * offsets[:, 1, None, None]))
+    frames = np.fft.irfft2(spectrum[None] * ramp.astype(np.complex64), s=big)
+    return frames[:, :height, :width]
+
+
+def _trajectory(rng: np.random.Generator, n: int, speed: float) -> np.ndarray:
+    vel = np.stack([_smooth_noise(rng, n, 10.0), _smooth_noise(rng, n, 10.0)], axis=1)
+    return np.cumsum(vel * speed, axis=0) + rng.uniform(0, 1000, 2)
+
+
+def natural_movie(rng: np.random.Generator, height: int, width: int, n_frames: int) -> np.ndarray:
+    """A natural-like movie (T, H, W): occluding 1/f layers drifting, with 0-2 scene cuts."""
+    cuts = np.sort(rng.choice(np.arange(1, n_frames), size=min(rng.binomial(2, 0.3), n_frames - 1),
+                              replace=False))
+    video = np.empty((n_frames, height, width), dtype=np.float32)
+    px = height / 36.0
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, n_frames]):
+        n = int(stop - start)
+        alpha = np.array([rng.uniform(0.9, 1.3), rng.uniform(0.9, 1.3), 1.8])
+        specs = _pink_spectra(rng, 3, (2 * height, 2 * width), alpha)
+        back = _drifting_frames(specs[0], _trajectory(rng, n, rng.uniform(0.1, 0.6) * px),
+                                height, width)
+        fore_path = _trajectory(rng, n, rng.uniform(0.2, 1.2) * px)
+        fore = _drifting_frames(specs[1], fore_path, height, width)
+        mask = _drifting_frames(specs[2], fore_path, height, width)
+        lum = rng.uniform(60.0, 190.0, 2)
+        con = rng.uniform(20.0, 60.0, 2)
+        video[start:stop] = np.where(mask > rng.normal(0.0, 0.5), lum[0] + con[0] * fore,
+                                     lum[1] + con[1] * back)
+    return np.clip(video, 0.0, 255.0)
+
+
+def _segments(rng: np.random.Generator, n_frames: int, low: int, high: int) -> list[slice]:
+    edges = [0]
+    while edges[-1] < n_frames:
+        edges.append(min(n_frames, edges[-1] + int(rng.integers(low, high + 1))))
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _gaussian_dots(rng: np.random.Generator, height: int, width: int, n_frames: int) -> np.ndarray:
+    video = np.full((n_frames, height, width), 128.0, dtype=np.float32)
+    yy, xx = np.arange(height)[:, None], np.arange(width)[None, :]
+    for seg in _segments(rng, n_frames, 6, 10):
+        frame = np.full((height, width), 128.0)
+        for _ in range(int(rng.integers(1, 5))):
+            sig = rng.uniform(2.0, 5.0) * height / 36.0
+            cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+            frame += rng.choice([-100.0, 100.0]) * np.exp(
+                -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sig**2))
+        video[seg] = frame
+    return video
+
+
+def _drifting_grating(rng: np.random.Generator, height: int, width: int,
+                      n_frames: int) -> np.ndarray:
+    video = np.empty((n_frames, height, width), dtype=np.float32)
+    yy, xx = np.arange(height)[:, None], np.arange(width)[None, :]
+    for seg in _segments(rng, n_frames, 30, 60):
+        theta = rng.uniform(0, 2 * np.pi)
+        k = 2 * np.pi / (rng.uniform(8.0, 24.0) * height / 36.0)
+        omega = 2 * np.pi * rng.uniform(1.0, 3.0) / FRAME_RATE
+        t = np.arange(seg.stop - seg.start)[:, None, None]
+        phase = k * (np.cos(theta) * xx + np.sin(theta) * yy)[None] - omega * t
+        video[seg] = 128.0 + rng.uniform(40.0, 120.0) * np.sin(phase + rng.uniform(0, 2 * np.pi))
+    return video
+
+
+def ood_movie(rng: np.random.Generator, kind: str, height: int, width: int,
+              n_frames: int) -> np.ndarray:
+    """An out-of-distribution clip (T, H, W) of one of :data:`OOD_TYPES`."""
+    if kind == "gaussian_dots":
+        video = _gaussian_dots(rng, height, width, n_frames)
+    elif kind == "drifting_grating":
+        video = _drifting_grating(rng, height, width, n_frames)
+    elif kind == "static_image":
+        video = np.repeat(natural_image(rng, height, width)[None], n_frames, axis=0)
+    else:  # directional pink noise: one 1/f field drifting at a constant velocity
+        spec = _pink_spectra(rng, 1, (2 * height, 2 * width), np.array([1.0]))[0]
+        vel = rng.normal(0.0, 1.0, 2) * height / 36.0
+        offsets = np.arange(n_frames)[:, None] * vel[None]
+        video = 128.0 + 50.0 * _drifting_frames(spec, offsets, height, width)
+    return np.clip(video, 0.0, 255.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+def behavior_process(rng: np.random.Generator, n: int, dt: float) -> dict[str, np.ndarray]:
+    """One continuous behaviour recording of ``n`` samples ``dt`` seconds apart.
+
+    Returns pupil dilation, its derivative, running speed, the latent eye position (2, n) in
+    standard deviations (horizontal, vertical) and the gain drives ``run_z`` and ``pupil_z``.
+    """
+    state = np.zeros(n)
+    t, running = 0, bool(rng.random() < 0.3)
+    while t < n:
+        dur = int(rng.exponential(10.0 if running else 20.0) / dt) + 1
+        state[t:t + dur] = float(running)
+        t, running = t + dur, not running
+    speed = state * (15.0 + 5.0 * _smooth_noise(rng, n, 2.0 / dt))
+    run = _smoothed(speed, 1.0 / dt) + 0.5 * np.abs(_smooth_noise(rng, n, 0.3 / dt))
+    arousal = 0.6 * _smooth_noise(rng, n, 20.0 / dt) + 1.5 * _smoothed(state, 3.0 / dt)
+    pupil = PUPIL_REF - 0.75 * PUPIL_SCALE + PUPIL_SCALE * arousal + 0.3 * _smooth_noise(rng, n, 1.0)
+    eye = np.zeros((2, n))
+    t, target = 0, rng.normal(0.0, 1.0, 2)
+    while t < n:
+        dur = int(rng.exponential(3.0) / dt) + 1
+        eye[:, t:t + dur] = target[:, None]
+        t, target = t + dur, 0.6 * target + rng.normal(0.0, 0.8, 2)
+    eye += 0.1 * np.stack([_smooth_noise(rng, n, 0.2 / dt), _smooth_noise(rng, n, 0.2 / dt)])
+    return {"pupil": pupil, "dpupil": np.gradient(pupil, dt), "run": run, "eye": eye,
+            "run_z": (run - RUN_REF) / RUN_SCALE, "pupil_z": (pupil - PUPIL_REF) / PUPIL_SCALE}
+
+
+def _smoothed(x: np.ndarray, tau: float) -> np.ndarray:
+    klen = max(1, int(5 * tau))
+    kernel = np.exp(-np.arange(klen) / max(tau, 1e-6))
+    padded = np.r_[np.full(klen - 1, x[0]), x]
+    return np.convolve(padded, kernel / kernel.sum(), mode="valid")
+
+
+# ----------------------------------------------------------------------------- encoder
+
+def _gabor_bank(grid: tuple[int, int], cfg: EncoderConfig) -> np.ndarray:
+    """Spectra (2 * n_orientations * n_periods, h, w//2+1): even then odd channel per filter."""
+    h, w = grid
+    y = ((np.arange(h) + h // 2) % h - h // 2)[:, None].astype(np.float64)
+    x = ((np.arange(w) + w // 2) % w - w // 2)[None, :].astype(np.float64)
+    kernels = []
+    for period in cfg.periods:
+        env = np.exp(-(x**2 + y**2) / (2 * (cfg.envelope * period) ** 2))
+        for theta in np.arange(cfg.n_orientations) * np.pi / cfg.n_orientations:
+            arg = 2 * np.pi * (x * np.cos(theta) + y * np.sin(theta)) / period
+            for carrier in (np.cos(arg), np.sin(arg)):
+                k = env * carrier
+                k -= env * (k.sum() / env.sum())
+                kernels.append(k / np.sqrt((k**2).sum()))
+    return np.fft.rfft2(np.array(kernels)).astype(np.complex64)
+
+
+def grid_spectrum(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Spectra on the encoder grid of 0-255 frames (B, H, W), band-limited resampling."""
+    b, height, width = frames.shape
+    spec = np.fft.rfft2((frames.astype(np.float32) - 127.5) / 64.0)
+    h, w = grid
+    if (height, width) == (h, w):
+        return spec
+    out = np.zeros((b, h, w // 2 + 1), dtype=np.complex64)
+    rows, cols = min(h, height), min(w // 2 + 1, width // 2 + 1)
+    top, bottom = (rows + 1) // 2, rows // 2
+    out[:, :top, :cols] = spec[:, :top, :cols]
+    if bottom:
+        out[:, h - bottom:, :cols] = spec[:, height - bottom:, :cols]
+    return out * np.float32(h * w / (height * width))
+
+
+@dataclasses.dataclass
+class Encoder:
+    """Per-mouse ground-truth encoder; build it with :func:`make_encoder`."""
+
+    config: EncoderConfig
+    grid: tuple[int, int]
+    bank: np.ndarray
+    params: dict[str, np.ndarray]
+
+    def spatial_drive(self, spectra: np.ndarray, eye: np.ndarray) -> np.ndarray:
+        """Raw drive (B, n_neurons) of grid spectra (B, h, w//2+1) with eye positions (B, 2)."""
+        return np.concatenate([self._drive_chunk(spectra[i:i + _CHUNK], eye[i:i + _CHUNK])
+                               for i in range(0, len(spectra), _CHUNK)])
+
+    def _drive_chunk(self, spectra: np.ndarray, eye: np.ndarray) -> np.ndarray:
+        h, w = self.grid
+        p = self.params
+        maps = np.fft.irfft2(spectra[:, None] * self.bank[None], s=self.grid)
+        maps = maps.reshape(len(spectra), -1)
+        shift = self.config.shift_scale * eye[:, ::-1]  # (vertical, horizontal) -> (y, x)
+        py = np.clip(p["rf_center"][None, :, 0] + shift[:, :1], 0, h - 1.0001)
+        px = np.clip(p["rf_center"][None, :, 1] + shift[:, 1:], 0, w - 1.0001)
+        y0, x0 = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)
+        fy, fx = (py - y0).astype(np.float32), (px - x0).astype(np.float32)
+        values = []
+        for channel in (p["channel"], p["channel"] + 1):
+            base = channel[None, :] * (h * w) + y0 * w + x0
+            v = np.zeros(py.shape, dtype=np.float32)
+            for dy, dx, wt in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
+                               (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+                v += wt * np.take_along_axis(maps, base + dy * w + dx, axis=1)
+            values.append(v)
+        even, odd = values
+        simple = np.cos(p["rf_phase"]) * even + np.sin(p["rf_phase"]) * odd
+        return np.where(p["is_complex"], np.sqrt(even**2 + odd**2), simple).astype(np.float32)
+
+    def temporal(self, drive: np.ndarray) -> np.ndarray:
+        """Causal temporal filtering of a drive (T, n_neurons), first frame as pre-history."""
+        kernel = self.params["temporal_kernel"]
+        length = kernel.shape[1]
+        padded = np.concatenate([np.repeat(drive[:1], length - 1, axis=0), drive])
+        out = np.zeros_like(drive)
+        for lag in range(length):
+            out += kernel[:, lag] * padded[length - 1 - lag:length - 1 - lag + len(drive)]
+        return out
+
+    def rates(self, drive: np.ndarray, run_z: np.ndarray, pupil_z: np.ndarray) -> np.ndarray:
+        """Noise-free rates (B, n_neurons) of a raw drive and behaviour drives (B,)."""
+        p = self.params
+        z = (drive - p["drive_mean"]) / p["drive_std"]
+        log_gain = self.config.behavior_gain * (p["gain_weights"][:, 0] * run_z[:, None]
+                                                + p["gain_weights"][:, 1] * pupil_z[:, None])
+        out = np.logaddexp(0.0, p["slope"] * (z - p["threshold"]))
+        return (p["amplitude"] * np.exp(np.clip(log_gain, -3, 3)) * out).astype(np.float32)
+
+    def sample(self, rng: np.random.Generator, rates: np.ndarray) -> np.ndarray:
+        """Gamma noise around ``rates`` with mean ``rates`` and variance ``fano * amp * rates``."""
+        scale = self.params["fano"] * self.params["amplitude"]
+        return rng.gamma(np.maximum(rates, 0.0) / scale, scale).astype(np.float32)
+
+
+def _temporal_kernels(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+    t = np.arange(length)[None, :] - rng.integers(1, 4, n)[:, None]
+    tau = rng.uniform(1.5, 3.0, n)[:, None]
+
+    def bump(tc: np.ndarray) -> np.ndarray:
+        return np.where(t >= 0, (t / tc) * np.exp(1 - t / tc), 0.0)
+
+    k = bump(tau) - rng.uniform(0.0, 0.8, n)[:, None] * bump(2 * tau)
+    return (k / np.abs(k).sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_encoder(rng: np.random.Generator, n_neurons: int, grid: tuple[int, int],
+                 cfg: EncoderConfig, temporal: bool) -> Encoder:
+    """Draw one mouse's neurons (uncalibrated: call :func:`calibrate` before use)."""
+    h, w = grid
+    n_ori, n_per = cfg.n_orientations, len(cfg.periods)
+    ori = rng.integers(0, n_ori, n_neurons)
+    per = rng.integers(0, n_per, n_neurons)
+    cortex = rng.random((n_neurons, 2))
+    rf = np.stack([h * (0.25 + 0.5 * cortex[:, 0]) + rng.normal(0, 0.6, n_neurons),
+                   w * (0.2 + 0.6 * cortex[:, 1]) + rng.normal(0, 1.0, n_neurons)], axis=1)
+    is_complex = rng.random(n_neurons) < cfg.complex_fraction
+    params = {
+        "cortex": cortex,
+        "rf_center": np.clip(rf, 0, [h - 1.0001, w - 1.0001]).astype(np.float32),
+        "rf_orientation": (ori * np.pi / n_ori).astype(np.float32),
+        "rf_period": np.asarray(cfg.periods, dtype=np.float32)[per],
+        "channel": 2 * (per * n_ori + ori),
+        "is_complex": is_complex,
+        "rf_phase": (rng.integers(0, 4, n_neurons) * np.pi / 2).astype(np.float32),
+        "threshold": rng.normal(0.6, 0.5, n_neurons).astype(np.float32),
+        "slope": rng.uniform(1.0, 2.5, n_neurons).astype(np.float32),
+        "amplitude": rng.lognormal(0.0, 0.5, n_neurons).astype(np.float32),
+        "fano": (cfg.fano * rng.lognormal(0.0, 0.3, n_neurons)).astype(np.float32),
+        "gain_weights": np.stack([rng.normal(1.0, 0.3, n_neurons),
+                                  rng.normal(0.7, 0.3, n_neurons)], axis=1).astype(np.float32),
+    }
+    if temporal:
+        params["temporal_kernel"] = _temporal_kernels(rng, n_neurons, cfg.temporal_length)
+    return Encoder(config=cfg, grid=grid, bank=_gabor_bank(grid, cfg), params=params)
+
+
+def calibrate(encoder: Encoder, stimuli: list[np.ndarray]) -> None:
+    """Set each neuron's drive mean and std from calibration stimuli (each (B, H, W) frames)."""
+    drives = []
+    for frames in stimuli:
+        spectra = grid_spectrum(frames, encoder.grid)
+        drive = encoder.spatial_drive(spectra, np.zeros((len(frames), 2)))
+        drives.append(encoder.temporal(drive) if "temporal_kernel" in encoder.params else drive)
+    allv = np.concatenate(drives)
+    encoder.params["drive_mean"] = allv.mean(axis=0).astype(np.float32)
+    encoder.params["drive_std"] = np.maximum(allv.std(axis=0), 1e-6).astype(np.float32)
