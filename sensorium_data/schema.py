@@ -114,7 +114,8 @@ class ChunkOptions:
         Trials in one shard (one stored object). Default: 512 static, 4 dynamic.
     frames_per_chunk
         Frames in one chunk of dynamic arrays: an 80-frame window reads about 80 + this many
-        frames. Default 25.
+        frames. Default 25, applied to arrays whose trials hold at least 256 KiB (videos,
+        responses); given explicitly, it applies to every array with a ``frame`` axis.
     compressor
         Blosc codec name: ``lz4`` (default, decodes at several GB/s), ``zstd``, ``lz4hc``,
         ``blosclz``, ``zlib``.
@@ -166,7 +167,8 @@ def choose_chunks(
     chunks = [min(tpc, n_trials), *shape[1:]]
     shards = [min(tps, _round_up(n_trials, chunks[0])), *shape[1:]]
     trial_bytes = itemsize * math.prod(shape[1:])
-    if "frame" in dims and trial_bytes >= FRAME_CHUNKING_MIN_BYTES:
+    split = options.frames_per_chunk is not None or trial_bytes >= FRAME_CHUNKING_MIN_BYTES
+    if "frame" in dims and split:
         axis = dims.index("frame")
         frames = shape[axis]
         chunks[axis] = min(fpc, frames)

@@ -189,10 +189,10 @@ def _zip_layout(zf: zipfile.ZipFile, url: str) -> tuple[str, dict[str, zipfile.Z
             loose.append(name)
         else:
             tops.add(parts[0])
-    if loose and not tops:
+    if loose:
         raise InvalidFileTreeError(
-            f"{url}: the zip has no top-level folder (files such as {loose[0]!r} lie at its "
-            "root); expected one folder named like the zip holding data/ and meta/"
+            f"{url}: files such as {loose[0]!r} lie at the zip's root; expected exactly one "
+            "top-level folder (named like the zip) holding data/ and meta/"
         )
     if len(tops) != 1:
         found = ", ".join(sorted(tops)) or "none"

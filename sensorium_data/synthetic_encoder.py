@@ -117,9 +117,13 @@ def _drifting_frames(spectrum: np.ndarray, offsets: np.ndarray, height: int,
     big = (spectrum.shape[0], 2 * (spectrum.shape[1] - 1))
     ky = np.fft.fftfreq(big[0])[None, :, None]
     kx = np.fft.rfftfreq(big[1])[None, None, :]
-    ramp = np.exp(-2j * np.pi * (ky * offsets[:, 0, None, None] + kx * offsets[:, 1, None, None]))
-    frames = np.fft.irfft2(spectrum[None] * ramp.astype(np.complex64), s=big)
-    return frames[:, :height, :width]
+    frames = np.empty((len(offsets), height, width), dtype=np.float32)
+    for a in range(0, len(offsets), _CHUNK):
+        off = offsets[a:a + _CHUNK]
+        ramp = np.exp(-2j * np.pi * (ky * off[:, 0, None, None] + kx * off[:, 1, None, None]))
+        frames[a:a + _CHUNK] = np.fft.irfft2(spectrum[None] * ramp.astype(np.complex64),
+                                             s=big)[:, :height, :width]
+    return frames
 
 
 def _trajectory(rng: np.random.Generator, n: int, speed: float) -> np.ndarray:
