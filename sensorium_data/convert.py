@@ -158,6 +158,7 @@ def _prepare_target(root: zarr.Group, tree: FileTree, overwrite: bool, url: str)
     """Make room for ``tree``'s group; ``False`` when an identical finished group is kept."""
     name = tree.data_key
     if name not in root:
+        _delete(root.store, name)  # stray shards of a group deleted while a task still wrote
         return True
     meta = dict(root[name].attrs).get(ATTRS_KEY, {})
     if meta.get("complete") and not overwrite:

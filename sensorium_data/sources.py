@@ -97,9 +97,11 @@ class DirectorySource(TreeSource):
         fs, root = self.handles["fs"], self.handles["root"]
         if not fs.isdir(root):
             raise InvalidFileTreeError(f"{self.url}: no such folder")
+        prefix = root.replace(os.sep, "/").rstrip("/") + "/"
         out = {}
         for path, detail in fs.find(root, detail=True).items():
-            rel = posixpath.relpath(path.replace(os.sep, "/"), root.replace(os.sep, "/"))
+            path = path.replace(os.sep, "/")
+            rel = path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root)
             out[rel] = int(detail.get("size") or 0)
         return out
 

@@ -11,6 +11,7 @@ import os
 import warnings
 from typing import Any
 
+import fsspec
 import xarray as xr
 import zarr
 from zarr.abc.store import Store
@@ -61,7 +62,35 @@ def make_store(
         if storage_options:
             raise TypeError("storage_options are only accepted for remote URLs, not local paths")
         return LocalStore(url, read_only=read_only)
+    if "::" in url:  # fsspec chains (simplecache::s3://...) are synchronous: wrap them
+        fs, path = fsspec.url_to_fs(url, **(storage_options or {}))
+        return FsspecStore(_chain_wrapper()(fs, asynchronous=True), path=path,
+                           read_only=read_only)
     return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
+
+
+def _chain_wrapper() -> type:
+    """An async wrapper of a synchronous fsspec chain that also serves suffix byte ranges.
+
+    Sharded zarr reads a shard's index with a suffix range (``start < 0``); fsspec's caching
+    filesystems hand back plain local files for which ``cat_file`` cannot do that.
+    """
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+    class SuffixRangeWrapper(AsyncFileSystemWrapper):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            wrapped = self._cat_file  # set per instance by the base class
+
+            async def cat_file(path: str, start: int | None = None, end: int | None = None,
+                               **kw: Any) -> bytes:
+                if start is not None and start < 0:
+                    start = max(0, int(await self._size(path)) + start)
+                return await wrapped(path, start=start, end=end, **kw)
+
+            self._cat_file = cat_file
+
+    return SuffixRangeWrapper
 
 
 def _open_root(url: Any, storage_options: dict[str, Any] | None) -> tuple[zarr.Group, Store]:

@@ -17,7 +17,6 @@ import os
 import pathlib
 import shutil
 import struct
-import warnings
 import zipfile
 from typing import Any
 
@@ -227,22 +226,36 @@ class _NpzStream:
         self._zip.close()
 
 
+def _nan_statistics(block: np.ndarray) -> dict[str, np.ndarray]:
+    """nan-aware mean, std, min, max, median over axis 0 (NaN where no value is valid)."""
+    valid = ~np.isnan(block)
+    count = valid.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, block, 0.0).sum(axis=0, dtype=np.float64) / count
+        var = np.where(valid, (block - mean) ** 2, 0.0).sum(axis=0) / count
+    ordered = np.sort(block, axis=0)  # NaN last
+
+    def pick(k: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(ordered, np.maximum(k, 0)[None], axis=0)[0].astype(np.float64)
+
+    empty = count == 0
+    stats = {"mean": mean, "std": np.sqrt(var), "min": pick(np.zeros_like(count)),
+             "max": pick(count - 1), "median": 0.5 * (pick((count - 1) // 2) + pick(count // 2))}
+    return {k: np.where(empty, np.nan, v).astype(np.float32) for k, v in stats.items()}
+
+
 def _elementwise_statistics(files: list[pathlib.Path]) -> dict[str, np.ndarray]:
-    """nan-aware mean, std, min, max, median over files, element by element, in bounded blocks."""
+    """Statistics over files, element by element, reading blocks of bounded size."""
     first = np.load(files[0], mmap_mode="r")
     shape, size = first.shape, first.size
     del first
     step = max(1, _STAT_BUDGET // (4 * len(files)))
-    funcs = {"mean": np.nanmean, "std": np.nanstd, "min": np.nanmin, "max": np.nanmax,
-             "median": np.nanmedian}
-    out = {name: np.empty(size, dtype=np.float32) for name in funcs}
+    out: dict[str, np.ndarray] = {}
     for a in range(0, size, step):
         block = np.stack([np.load(f, mmap_mode="r" if size > 4096 else None).reshape(-1)[a:a + step]
                           for f in files])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for name, func in funcs.items():
-                out[name][a:a + step] = func(block, axis=0)
+        for name, value in _nan_statistics(block).items():
+            out.setdefault(name, np.empty(size, dtype=np.float32))[a:a + step] = value
     return {name: value.reshape(shape) for name, value in out.items()}
 
 
@@ -389,7 +402,8 @@ def _make_mouse(args: _Args, m: int, key: str, root: pathlib.Path, shared: dict[
     r_enc, r_beh, r_noise, r_meta, r_cal = (np.random.default_rng(s) for s in seq.spawn(5))
     grid = enc.encoder_grid(*args.image_size)
     dynamic = args.kind == "dynamic"
-    encoder = enc.make_encoder(r_enc, args.n_neurons, grid, enc.EncoderConfig(), dynamic)
+    config = enc.DYNAMIC_CONFIG if dynamic else enc.STATIC_CONFIG
+    encoder = enc.make_encoder(r_enc, args.n_neurons, grid, config, dynamic)
     h, w = args.image_size
     if dynamic:
         cal = [enc.natural_movie(r_cal, h, w, min(args.n_frames, 60)) for _ in range(3)]
@@ -589,7 +603,7 @@ def synthesize(out: str | os.PathLike[str], *, kind: str, n_mice: int = 1,
     Responses come from :mod:`sensorium_data.synthetic_encoder`: oriented Gabor simple and complex
     cells at random central positions, read out at positions shifted with the eye position,
     a temporal kernel for videos, a softplus output, a multiplicative gain driven by running and
-    pupil (``EncoderConfig.behavior_gain``) and gamma noise around the rate. The noise-free rates
+    pupil (``EncoderConfig.behavior_gain``) and Poisson-gamma noise around the rate. The noise-free rates
     are written OUTSIDE the layout to ``<out>/<folder>.ground_truth.npz``: ``rates``
     (n_trials, n_neurons) or (n_trials, n_neurons, T) float32 in file order (NaN in padding, true
     rates even where the data are withheld), ``unit_ids``, per-trial ``tiers``, ``stimulus_id``,

@@ -1,0 +1,542 @@
+"""Real test servers: a Range-honouring HTTP file server and a moto S3 server.
+
+Plain helpers, no pytest: the fixtures in ``conftest.py`` wrap them, and benchmarks may use them
+directly.
+
+``RangeHTTPServer`` serves a local directory on ``127.0.0.1`` (port chosen by the OS) the way a
+static object host does: ``Range`` requests (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``) get a 206
+with ``Content-Range``; unsatisfiable ranges a 416; ``HEAD`` gives ``Content-Length`` and
+``Accept-Ranges: bytes``; directories answer with the HTML index of :mod:`http.server`, which is
+what fsspec's ``HTTPFileSystem`` parses for ``ls``/``find``. It can also sleep per request
+(``latency``) and inject faults (``fail_every``, ``reset_every``), and counts what it was asked.
+
+``MotoS3Server`` runs :class:`moto.server.ThreadedMotoServer` on ``127.0.0.1`` port 0 and closes its
+socket on stop; ``upload_dir`` copies a local tree to ``s3://bucket/prefix`` with s3fs.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.server
+import logging
+import os
+import re
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+__all__ = [
+    "MotoS3Server",
+    "RangeHTTPServer",
+    "RequestRecord",
+    "TEST_AWS_ENV",
+    "close_cached_filesystems",
+    "parse_byte_range",
+    "upload_dir",
+]
+
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+
+#: The environment the S3 fixtures set (fake credentials; moto accepts any).
+TEST_AWS_ENV: Mapping[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+class _Unsatisfiable(Exception):
+    """A syntactically valid Range that selects no byte of the file (answer 416)."""
+
+
+def parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """Parse a single-range ``Range`` header into an inclusive ``(first, last)`` pair.
+
+    Returns ``None`` when the header is not a single ``bytes=`` range (RFC 9110 lets a server
+    ignore such a header and send the whole file). Raises ``_Unsatisfiable`` for a range outside
+    the file (answer 416).
+    """
+    match = _RANGE_RE.match(header)
+    if match is None:
+        return None
+    first_s, last_s = match.groups()
+    if not first_s and not last_s:
+        return None
+    if not first_s:  # suffix range: the last n bytes
+        suffix = int(last_s)
+        if suffix == 0 or size == 0:
+            raise _Unsatisfiable(header)
+        return max(size - suffix, 0), size - 1
+    first = int(first_s)
+    last = int(last_s) if last_s else None
+    if last is not None and last < first:
+        return None  # invalid: ignore the header
+    if first >= size:
+        raise _Unsatisfiable(header)
+    if last is None:
+        last = size - 1
+    return first, min(last, size - 1)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the HTTP server received (before faults were applied)."""
+
+    method: str
+    path: str
+    range: str | None
+    fault: str | None
+
+
+@dataclass
+class _Stats:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    total: int = 0
+    by_path: collections.Counter[str] = field(default_factory=collections.Counter)
+    faults: collections.Counter[str] = field(default_factory=collections.Counter)
+    log: list[RequestRecord] = field(default_factory=list)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """SimpleHTTPRequestHandler plus Range, latency, faults and counting."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, like real object stores
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Stay quiet: no line on stderr per request."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._serve(body=False)
+
+    def _serve(self, *, body: bool) -> None:
+        fault = self.server.admit(self.command, self.path, self.headers.get("Range"))
+        if self.server.latency > 0:
+            time.sleep(self.server.latency)
+        if fault == "503":
+            self.send_error(503, "Injected fault")
+            return
+        if fault == "reset" and not (self.server.reset_mode == "truncate" and body):
+            self._abort()
+            return
+        fs_path = self.translate_path(self.path)
+        if os.path.isdir(fs_path):
+            listing = self.send_head()  # redirect, index.html or HTML listing
+            if listing is not None:
+                with listing:
+                    if body:
+                        self.copyfile(listing, self.wfile)
+            return
+        self._serve_file(fs_path, body=body, truncate=fault == "reset")
+
+    def _serve_file(self, fs_path: str, *, body: bool, truncate: bool) -> None:
+        if fs_path.endswith("/") or not os.path.isfile(fs_path):
+            self.send_error(404, "File not found")
+            return
+        with open(fs_path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            header = self.headers.get("Range")
+            try:
+                span = parse_byte_range(header, size) if header else None
+            except _Unsatisfiable:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            first, last = span if span is not None else (0, size - 1)
+            length = last - first + 1
+            self.send_response(206 if span is not None else 200)
+            if span is not None:
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.send_header("Content-Type", self.guess_type(fs_path))
+            self.send_header("Content-Length", str(length))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Last-Modified", self.date_time_string(os.fstat(f.fileno()).st_mtime))
+            self.end_headers()
+            if not body:
+                return
+            f.seek(first)
+            todo = length // 2 if truncate else length
+            while todo > 0:
+                chunk = f.read(min(todo, 1 << 20))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                todo -= len(chunk)
+            if truncate:
+                self._abort()
+
+    def _abort(self) -> None:
+        """Drop the connection with a TCP reset, whatever was (not) sent."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows its options, counts requests and tracks connections."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        latency: float,
+        fail_every: int,
+        reset_every: int,
+        reset_mode: Literal["close", "truncate"],
+    ) -> None:
+        self.root = root
+        self.latency = latency
+        self.fail_every = fail_every
+        self.reset_every = reset_every
+        self.reset_mode = reset_mode
+        self.stats = _Stats()
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+
+        def handler(*args: Any) -> _Handler:
+            return _Handler(*args, directory=root)
+
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), which can stall on a reverse DNS lookup.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about hang-ups (clients closing, our injected resets, ``stop()``)."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)  # a real bug: print the traceback
+
+    def track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._conn_lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def close_connections(self) -> None:
+        """Wake handler threads blocked on idle keep-alive connections so that they exit."""
+        with self._conn_lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def admit(self, method: str, raw_path: str, range_header: str | None) -> str | None:
+        """Count one request and decide its fault: ``"503"``, ``"reset"`` or ``None``."""
+        path = urllib.parse.unquote(urllib.parse.urlsplit(raw_path).path)
+        with self.stats.lock:
+            self.stats.total += 1
+            n = self.stats.total
+            fault = None
+            if self.fail_every and n % self.fail_every == 0:
+                fault = "503"
+            elif self.reset_every and n % self.reset_every == 0:
+                fault = "reset"
+            self.stats.by_path[path] += 1
+            if fault is not None:
+                self.stats.faults[fault] += 1
+            self.stats.log.append(RequestRecord(method, path, range_header, fault))
+        return fault
+
+
+class RangeHTTPServer:
+    """A threaded HTTP server on ``127.0.0.1`` serving ``root`` with Range support.
+
+    Parameters
+    ----------
+    root
+        Directory to serve; URL paths map to paths under it.
+    latency
+        Seconds slept in the handler before each answer (requests overlap, as over a network).
+    fail_every
+        If > 0, every ``fail_every``-th request (counted over all paths, from 1) gets a 503.
+    reset_every
+        If > 0, every ``reset_every``-th request is reset instead of answered. A request hit by
+        both ``fail_every`` and ``reset_every`` gets the 503.
+    reset_mode
+        ``"close"``: drop the connection before any response byte. ``"truncate"``: send the
+        headers and half of the body of a file GET, then drop the connection (other requests
+        are dropped as with ``"close"``).
+
+    Examples
+    --------
+    >>> with RangeHTTPServer(tmp_path, latency=0.0) as srv:  # doctest: +SKIP
+    ...     requests.get(srv.url + "/a.bin", headers={"Range": "bytes=0-9"})
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        latency: float = 0.0,
+        fail_every: int = 0,
+        reset_every: int = 0,
+        reset_mode: Literal["close", "truncate"] = "close",
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise NotADirectoryError(f"RangeHTTPServer needs a directory to serve, got {root!s}")
+        if latency < 0 or fail_every < 0 or reset_every < 0:
+            raise ValueError("latency, fail_every and reset_every must be >= 0")
+        if reset_mode not in ("close", "truncate"):
+            raise ValueError(f"reset_mode must be 'close' or 'truncate', got {reset_mode!r}")
+        self.root = root
+        self._options: dict[str, Any] = {
+            "latency": float(latency),
+            "fail_every": int(fail_every),
+            "reset_every": int(reset_every),
+            "reset_mode": reset_mode,
+        }
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> RangeHTTPServer:
+        if self._server is not None:
+            raise RuntimeError("RangeHTTPServer is already running")
+        self._server = _Server(root=str(self.root), **self._options)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"RangeHTTPServer:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close idle client connections and the listening socket."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        thread.join()
+        server.close_connections()
+        server.server_close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> RangeHTTPServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def _running(self) -> _Server:
+        if self._server is None:
+            raise RuntimeError("RangeHTTPServer is not running: use it as a context manager")
+        return self._server
+
+    @property
+    def port(self) -> int:
+        return int(self._running.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL without trailing slash, e.g. ``http://127.0.0.1:41234``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def url_for(self, relpath: str | os.PathLike[str]) -> str:
+        """URL of a path relative to ``root`` (POSIX separators, percent-quoted)."""
+        rel = Path(relpath).as_posix().lstrip("/")
+        return f"{self.url}/{urllib.parse.quote(rel)}"
+
+    # -- counters (thread-safe snapshots) ----------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        """Requests received since start (or the last ``reset_counters``), faults included."""
+        stats = self._running.stats
+        with stats.lock:
+            return stats.total
+
+    @property
+    def path_counts(self) -> dict[str, int]:
+        """Requests per URL path (unquoted, without query), e.g. ``{"/a/zarr.json": 2}``."""
+        stats = self._running.stats
+        with stats.lock:
+            return dict(stats.by_path)
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """Injected faults by kind: ``{"503": n, "reset": m}`` (kinds never injected are 0)."""
+        stats = self._running.stats
+        with stats.lock:
+            return {"503": stats.faults["503"], "reset": stats.faults["reset"]}
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request in arrival order (method, path, Range header, fault)."""
+        stats = self._running.stats
+        with stats.lock:
+            return list(stats.log)
+
+    def reset_counters(self) -> None:
+        """Zero all counters; fault schedules restart from request 1."""
+        stats = self._running.stats
+        with stats.lock:
+            stats.total = 0
+            stats.by_path.clear()
+            stats.faults.clear()
+            stats.log.clear()
+
+
+class MotoS3Server:
+    """moto's S3 (and other AWS services) on ``127.0.0.1``, port chosen by the OS.
+
+    ``endpoint_url`` and ``storage_options`` are valid between ``start()`` and ``stop()``.
+    """
+
+    region = "us-east-1"
+
+    def __init__(self) -> None:
+        self._moto: Any = None
+        self.endpoint_url = ""
+
+    def start(self) -> MotoS3Server:
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs every request at INFO on its own stderr handler unless told otherwise.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._moto is None:
+            return
+        self._moto.stop()
+        # ThreadedMotoServer.stop() shuts the loop down but leaves the listening socket open.
+        wsgi_server = getattr(self._moto, "_server", None)
+        if wsgi_server is not None:
+            wsgi_server.server_close()
+        self._moto = None
+
+    def __enter__(self) -> MotoS3Server:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """s3fs / fsspec options for this endpoint (a fresh dict each time)."""
+        # No ``client_kwargs={"region_name": ...}``: s3fs turns it into a LocationConstraint on
+        # ``mkdir(bucket)``, which S3 (and moto) reject for us-east-1. The region comes from
+        # AWS_DEFAULT_REGION (see TEST_AWS_ENV), and moto does not check it anyway.
+        return {"key": "testing", "secret": "testing", "endpoint_url": self.endpoint_url}
+
+    def filesystem(self, **extra: Any) -> Any:
+        """A new, uncached ``s3fs.S3FileSystem`` for this endpoint."""
+        import s3fs
+
+        return s3fs.S3FileSystem(**self.storage_options, skip_instance_cache=True, **extra)
+
+
+def upload_dir(
+    local_dir: str | os.PathLike[str], s3_url: str, storage_options: Mapping[str, Any]
+) -> list[str]:
+    """Upload the tree under ``local_dir`` to ``s3_url`` (``s3://bucket/prefix``) with s3fs.
+
+    Returns the uploaded keys (``bucket/prefix/rel/path``), sorted. The filesystem used is not
+    cached, and every cached s3fs instance's listings are invalidated afterwards, so that readers
+    created earlier see the new objects.
+    """
+    import s3fs
+
+    local = Path(local_dir)
+    if not local.is_dir():
+        raise NotADirectoryError(f"upload_dir needs a local directory, got {local!s}")
+    if not s3_url.startswith("s3://"):
+        raise ValueError(f"upload_dir needs an s3:// URL, got {s3_url!r}")
+    fs = s3fs.S3FileSystem(**{**storage_options, "skip_instance_cache": True})
+    target = s3_url[len("s3://") :].rstrip("/")
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    keys = [f"{target}/{p.relative_to(local).as_posix()}" for p in files]
+    if files:
+        fs.put([str(p) for p in files], keys)  # lists: uploaded concurrently, no path guessing
+    for cached in list(getattr(s3fs.S3FileSystem, "_cache", {}).values()):
+        cached.invalidate_cache()  # readers opened earlier must see the new objects
+    return keys
+
+
+def close_cached_filesystems() -> None:
+    """Close and forget every cached s3fs / fsspec-http filesystem instance.
+
+    ``zarr.storage.FsspecStore.from_url`` makes *asynchronous* instances, and fsspec registers no
+    finalizer for those: their aiohttp sessions would be garbage-collected unclosed, which is a
+    ``ResourceWarning`` (an error under ``filterwarnings = error``). Their sessions live on zarr's
+    event loop, so they are closed there. Synchronous instances close themselves when collected.
+    Instances made with ``skip_instance_cache=True`` are not reachable here: tests should let
+    fsspec cache the instances that zarr opens.
+    """
+    import s3fs
+    from fsspec.implementations.http import HTTPFileSystem
+    from zarr.core.sync import sync
+
+    for cls in (HTTPFileSystem, s3fs.S3FileSystem):
+        for fs in list(getattr(cls, "_cache", {}).values()):
+            fs.invalidate_cache()
+            if getattr(fs, "asynchronous", False):
+                try:
+                    sync(_close_async_filesystem(fs))
+                except Exception:  # noqa: BLE001 - best effort: never fail a teardown on this
+                    pass
+        cls.clear_instance_cache()
+
+
+async def _close_async_filesystem(fs: Any) -> None:
+    session = getattr(fs, "_session", None)  # fsspec HTTPFileSystem: an aiohttp.ClientSession
+    if session is not None and hasattr(session, "close"):
+        fs._session = None
+        await session.close()
+    creator = getattr(fs, "_s3creator", None)  # s3fs: aiobotocore ClientCreatorContext
+    if getattr(fs, "_s3", None) is not None and hasattr(creator, "__aexit__"):
+        fs._s3 = None
+        await creator.__aexit__(None, None, None)
