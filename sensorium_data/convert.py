@@ -186,6 +186,8 @@ def _convert_mouse(
 ) -> None:
     group, block = create_mouse_group(root, tree, chunking)
     try:
+        with quiet():  # readers of the consolidated metadata now see the mouse as incomplete
+            zarr.consolidate_metadata(root.store)
         target = (url, json.dumps(storage_options or {}, sort_keys=True), tree.data_key)
         starts = range(0, tree.n_trials, block)
         tasks = [

@@ -140,8 +140,9 @@ def _shared_stimuli(args: _Args, rng: np.random.Generator) -> dict[str, Any]:
     else:
         clips, bonus = plan["clips"], plan["counts"]["live_test_bonus"]
         parts = np.split(shared, np.cumsum([clips, clips, clips, bonus]))
-        for name, ids in zip(("oracle", "live_test_main", "final_test_main", "live_test_bonus",
-                              "final_test_bonus"), parts):
+        names = ("oracle", "live_test_main", "final_test_main", "live_test_bonus",
+                 "final_test_bonus")
+        for name, ids in zip(names, parts, strict=True):
             out[name] = ids
     return out
 
@@ -236,7 +237,8 @@ def _nan_statistics(block: np.ndarray) -> dict[str, np.ndarray]:
     ordered = np.sort(block, axis=0)  # NaN last
 
     def pick(k: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(ordered, np.maximum(k, 0)[None], axis=0)[0].astype(np.float64)
+        picked = np.take_along_axis(ordered, np.maximum(k, 0)[None], axis=0)[0]
+        return np.asarray(picked, dtype=np.float64)
 
     empty = count == 0
     stats = {"mean": mean, "std": np.sqrt(var), "min": pick(np.zeros_like(count)),
@@ -299,7 +301,8 @@ def _neuron_meta(args: _Args, encoder: enc.Encoder, rng: np.random.Generator,
 
 
 def _static_trial_meta(args: _Args, table: dict[str, np.ndarray], key: str, competition: bool,
-                       rng: np.random.Generator, ids: tuple[int, int, int]) -> dict[str, np.ndarray]:
+                       rng: np.random.Generator,
+                       ids: tuple[int, int, int]) -> dict[str, np.ndarray]:
     n = args.n_trials
     pres = table["presentation_index"]
     blank = rng.uniform(0.3, 0.5, n)
@@ -354,7 +357,7 @@ def _write_static_data(mouse: _Mouse, gt: _NpzStream) -> np.ndarray:
         rates = mouse.encoder.rates(drive, beh["run_z"][s], beh["pupil_z"][s])
         responses = mouse.encoder.sample(mouse.noise, rates)
         behavior = np.stack([beh["pupil"][s], beh["dpupil"][s], beh["run"][s]], 1)
-        for j, i in enumerate(rows):
+        for j, i in enumerate(rows.tolist()):
             data = {"images": images[j][None], "responses": responses[j] * (not mouse.withheld(i)),
                     "behavior": behavior[j], "pupil_center": beh["pupil_center"][:, s[j]]}
             for name, value in data.items():
@@ -382,7 +385,7 @@ def _write_dynamic_data(mouse: _Mouse, gt: _NpzStream) -> None:
         drive = encoder.temporal(encoder.spatial_drive(enc.grid_spectrum(video, encoder.grid),
                                                        beh["eye"][:, frames].T))
         rates_tn = encoder.rates(drive, beh["run_z"][frames], beh["pupil_z"][frames])
-        responses = encoder.sample(mouse.noise, rates_tn).T * (not mouse.withheld(i))
+        responses = encoder.sample(mouse.noise, rates_tn).T * (not mouse.withheld(int(i)))
         rates = rates_tn.T
         data = {"videos": video.transpose(1, 2, 0), "responses": responses,
                 "behavior": np.stack([beh["pupil"][frames], beh["run"][frames]]),
@@ -600,21 +603,24 @@ def synthesize(out: str | os.PathLike[str], *, kind: str, n_mice: int = 1,
     (pink noise, gaussian dots, drifting gratings, static images). The file index is not the
     presentation order.
 
-    Responses come from :mod:`sensorium_data.synthetic_encoder`: oriented Gabor simple and complex
-    cells at random central positions, read out at positions shifted with the eye position,
-    a temporal kernel for videos, a softplus output, a multiplicative gain driven by running and
-    pupil (``EncoderConfig.behavior_gain``) and Poisson-gamma noise around the rate. The noise-free rates
-    are written OUTSIDE the layout to ``<out>/<folder>.ground_truth.npz``: ``rates``
-    (n_trials, n_neurons) or (n_trials, n_neurons, T) float32 in file order (NaN in padding, true
-    rates even where the data are withheld), ``unit_ids``, per-trial ``tiers``, ``stimulus_id``,
-    ``stimulus_type``, ``presentation_index``, ``valid_length``, ``behavior_state``
-    (run_z, pupil_z per trial or frame), ``eye_position`` (grid shift = shift_scale * eye),
-    per-neuron ``rf_center`` (y, x on the grid), ``rf_orientation``, ``rf_period``, ``rf_phase``,
-    ``is_complex``, ``channel``, ``threshold``, ``slope``, ``amplitude``, ``fano``,
-    ``gain_weights`` (run, pupil), ``drive_mean``, ``drive_std``, ``temporal_kernel`` (dynamic),
-    and ``grid_shape``, ``behavior_gain``, ``shift_scale``, ``eye_center``, ``eye_scale``,
-    ``competition``, ``config`` (JSON). The stimulus-only rate is
-    ``rates / exp(behavior_gain * behavior_state @ gain_weights.T)``.
+    Responses come from :mod:`sensorium_data.synthetic_encoder`: oriented Gabor simple and
+    complex cells at random central positions, read out at positions shifted with the eye, a
+    temporal kernel for videos, a softplus output, a multiplicative gain driven by running and
+    pupil (``EncoderConfig.behavior_gain``) and Poisson-gamma noise around the rate.
+
+    The noise-free rates are written OUTSIDE the layout, to ``<out>/<folder>.ground_truth.npz``
+    (also when ``as_zip``): ``rates`` (n_trials, n_neurons) or (n_trials, n_neurons, T) float32
+    in file order (NaN in the padding; true rates also where the data are withheld),
+    ``unit_ids``; per trial ``tiers``, ``stimulus_id``, ``stimulus_type``,
+    ``presentation_index``, ``valid_length``, ``behavior_state`` (run_z, pupil_z: (n_trials, 2)
+    or (n_trials, 2, T)) and ``eye_position`` (same shapes; the grid shift is
+    ``shift_scale * eye``); per neuron ``rf_center`` (y, x on the encoder grid),
+    ``rf_orientation``, ``rf_period``, ``rf_phase``, ``is_complex``, ``channel``, ``threshold``,
+    ``slope``, ``amplitude``, ``fano``, ``gain_weights`` (run, pupil), ``drive_mean``,
+    ``drive_std`` and ``temporal_kernel`` (dynamic); and ``grid_shape``, ``behavior_gain``,
+    ``shift_scale``, ``eye_center``, ``eye_scale``, ``competition``, ``config`` (JSON). The
+    stimulus-only rate is ``rates / exp(behavior_gain * sum_k behavior_state[:, k] *
+    gain_weights[:, k])`` (broadcast over neurons, and frames for videos).
 
     Raises
     ------

@@ -16,6 +16,7 @@ Three parts, numpy only:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def _pink_spectra(rng: np.random.Generator, n: int, shape: tuple[int, int],
     noise = rng.standard_normal((n, *f.shape, 2))
     spec = amp * (noise[..., 0] + 1j * noise[..., 1])
     norm = np.sqrt(2.0 * (amp**2).sum(axis=(1, 2), keepdims=True)) / (shape[0] * shape[1])
-    return (spec / norm).astype(np.complex64)
+    return np.asarray(spec / norm, dtype=np.complex64)
 
 
 def natural_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -106,7 +107,7 @@ def natural_image(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     lum = rng.uniform(60.0, 190.0, 2)
     con = rng.uniform(20.0, 60.0, 2)
     img = np.where(m > rng.normal(0.0, 0.5), lum[0] + con[0] * a, lum[1] + con[1] * b)
-    return np.clip(np.round(img), 0, 255).astype(np.float32)
+    return np.asarray(np.clip(np.round(img), 0, 255), dtype=np.float32)
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, tau: float) -> np.ndarray:
@@ -124,7 +125,7 @@ def _phase(grid: tuple[int, int], yx: np.ndarray) -> np.ndarray:
     """exp(2 pi i k . p) on the rfft half-plane for positions ``yx`` (B, 2) in grid pixels."""
     ey = np.exp(2j * np.pi * np.fft.fftfreq(grid[0])[None, :] * yx[:, :1]).astype(np.complex64)
     ex = np.exp(2j * np.pi * np.fft.rfftfreq(grid[1])[None, :] * yx[:, 1:]).astype(np.complex64)
-    return ey[:, :, None] * ex[:, None, :]
+    return np.asarray(ey[:, :, None] * ex[:, None, :], dtype=np.complex64)
 
 
 def _drifting_frames(spectrum: np.ndarray, offsets: np.ndarray, height: int,
@@ -154,7 +155,7 @@ def natural_movie(rng: np.random.Generator, height: int, width: int, n_frames: i
                               replace=False))
     video = np.empty((n_frames, height, width), dtype=np.float32)
     px = height / 36.0
-    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, n_frames]):
+    for start, stop in itertools.pairwise([0, *cuts, n_frames]):
         n = int(stop - start)
         alpha = np.array([rng.uniform(0.9, 1.3), rng.uniform(0.9, 1.3), 1.8])
         specs = _pink_spectra(rng, 3, _field_shape(height, width), alpha)
@@ -174,7 +175,7 @@ def _segments(rng: np.random.Generator, n_frames: int, low: int, high: int) -> l
     edges = [0]
     while edges[-1] < n_frames:
         edges.append(min(n_frames, edges[-1] + int(rng.integers(low, high + 1))))
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
 
 def _gaussian_dots(rng: np.random.Generator, height: int, width: int, n_frames: int) -> np.ndarray:
@@ -219,7 +220,7 @@ def ood_movie(rng: np.random.Generator, kind: str, height: int, width: int,
         vel = rng.normal(0.0, 1.0, 2) * height / 36.0
         offsets = np.arange(n_frames)[:, None] * vel[None]
         video = 128.0 + 50.0 * _drifting_frames(spec, offsets, height, width)
-    return np.clip(video, 0.0, 255.0).astype(np.float32)
+    return np.asarray(np.clip(video, 0.0, 255.0), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- behaviour
@@ -239,7 +240,8 @@ def behavior_process(rng: np.random.Generator, n: int, dt: float) -> dict[str, n
     speed = state * (15.0 + 5.0 * _smooth_noise(rng, n, 2.0 / dt))
     run = _smoothed(speed, 1.0 / dt) + 0.5 * np.abs(_smooth_noise(rng, n, 0.3 / dt))
     arousal = 0.6 * _smooth_noise(rng, n, 20.0 / dt) + 1.5 * _smoothed(state, 3.0 / dt)
-    pupil = PUPIL_REF - 0.75 * PUPIL_SCALE + PUPIL_SCALE * arousal + 0.3 * _smooth_noise(rng, n, 1.0)
+    pupil = (PUPIL_REF - 0.75 * PUPIL_SCALE + PUPIL_SCALE * arousal
+             + 0.3 * _smooth_noise(rng, n, 1.0))
     eye = np.zeros((2, n))
     t, target = 0, rng.normal(0.0, 1.0, 2)
     while t < n:
@@ -358,13 +360,19 @@ class Encoder:
         else:
             maps = np.fft.irfft2(shifted[:, None] * self.bank[None], s=self.grid)
             maps = maps.reshape(len(spectra), -1)
-            hw = self.grid[0] * self.grid[1]
-            even, odd = (sum(wt.astype(np.float32) * maps[:, channel * hw + idx]
-                             for idx, wt in self._corners)
-                         for channel in (self.params["channel"], self.params["channel"] + 1))
+            even, odd = (self._bilinear(maps, c) for c in (0, 1))
         p = self.params
         simple = np.cos(p["rf_phase"]) * even + np.sin(p["rf_phase"]) * odd
-        return np.where(p["is_complex"], np.sqrt(even**2 + odd**2), simple).astype(np.float32)
+        drive = np.where(p["is_complex"], np.sqrt(even**2 + odd**2), simple)
+        return np.asarray(drive, dtype=np.float32)
+
+    def _bilinear(self, maps: np.ndarray, odd: int) -> np.ndarray:
+        """Read each neuron's even (odd=0) or odd (odd=1) channel at its centre from flat maps."""
+        offset = (self.params["channel"] + odd) * (self.grid[0] * self.grid[1])
+        out = np.zeros((len(maps), len(offset)), dtype=np.float32)
+        for idx, wt in self._corners:
+            out += wt.astype(np.float32) * maps[:, offset + idx]
+        return out
 
     def temporal(self, drive: np.ndarray) -> np.ndarray:
         """Causal temporal filtering of a drive (T, n_neurons), first frame as pre-history."""
@@ -383,7 +391,8 @@ class Encoder:
         log_gain = self.config.behavior_gain * (p["gain_weights"][:, 0] * run_z[:, None]
                                                 + p["gain_weights"][:, 1] * pupil_z[:, None])
         out = np.logaddexp(0.0, p["slope"] * (z - p["threshold"]))
-        return (p["amplitude"] * np.exp(np.clip(log_gain, -3, 3)) * out).astype(np.float32)
+        return np.asarray(p["amplitude"] * np.exp(np.clip(log_gain, -3, 3)) * out,
+                          dtype=np.float32)
 
     def sample(self, rng: np.random.Generator, rates: np.ndarray) -> np.ndarray:
         """Noisy responses: a Poisson number of events with gamma sizes (exact zeros when none).
@@ -393,7 +402,7 @@ class Encoder:
         shape = _EVENT_SHAPE
         size = self.params["fano"] * self.params["amplitude"] * shape / (1.0 + shape)
         events = rng.poisson(np.maximum(rates, 0.0) / size)
-        return rng.gamma(shape * events, size / shape).astype(np.float32)
+        return np.asarray(rng.gamma(shape * events, size / shape), dtype=np.float32)
 
 
 def _temporal_kernels(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
@@ -404,7 +413,7 @@ def _temporal_kernels(rng: np.random.Generator, n: int, length: int) -> np.ndarr
         return np.where(t >= 0, (t / tc) * np.exp(1 - t / tc), 0.0)
 
     k = bump(tau) - rng.uniform(0.0, 0.8, n)[:, None] * bump(2 * tau)
-    return (k / np.abs(k).sum(axis=1, keepdims=True)).astype(np.float32)
+    return np.asarray(k / np.abs(k).sum(axis=1, keepdims=True), dtype=np.float32)
 
 
 def make_encoder(rng: np.random.Generator, n_neurons: int, grid: tuple[int, int],
@@ -418,7 +427,7 @@ def make_encoder(rng: np.random.Generator, n_neurons: int, grid: tuple[int, int]
     rf = np.stack([h * (0.25 + 0.5 * cortex[:, 0]) + rng.normal(0, 0.6, n_neurons),
                    w * (0.2 + 0.6 * cortex[:, 1]) + rng.normal(0, 1.0, n_neurons)], axis=1)
     is_complex = rng.random(n_neurons) < cfg.complex_fraction
-    params = {
+    params: dict[str, np.ndarray] = {
         "cortex": cortex,
         "rf_center": np.clip(rf, 0, [h - 1.0001, w - 1.0001]).astype(np.float32),
         "rf_orientation": (ori * np.pi / n_ori).astype(np.float32),
