@@ -89,18 +89,18 @@ def convert(
     written: list[str] = []
     try:
         for tree in trees:
-            if _prepare_target(root, tree, overwrite, url):
-                _convert_mouse(tree, root, url, storage_options, chunking, scheduler, num_workers,
-                               progress)
+            _prepare_target(root, tree, overwrite, url)
+            _convert_mouse(tree, root, url, storage_options, chunking, scheduler, num_workers,
+                           progress)
             written.append(tree.data_key)
     except BaseException:
-        if created and not written:
+        if created and not written:  # a store made by this call and holding nothing: remove it
             with contextlib.suppress(Exception):
                 _delete(zstore, "")
         raise
     finally:
-        if written:
-            with quiet():
+        if written or not created:  # the consolidated view must match what is on disk now
+            with quiet(), contextlib.suppress(Exception):
                 zarr.consolidate_metadata(zstore)
     return written
 
@@ -154,12 +154,12 @@ def _open_or_create_root(zstore: Any, url: str) -> tuple[zarr.Group, bool]:
     return root, False
 
 
-def _prepare_target(root: zarr.Group, tree: FileTree, overwrite: bool, url: str) -> bool:
-    """Make room for ``tree``'s group; ``False`` when an identical finished group is kept."""
+def _prepare_target(root: zarr.Group, tree: FileTree, overwrite: bool, url: str) -> None:
+    """Make room for ``tree``'s group: refuse a finished one unless ``overwrite``."""
     name = tree.data_key
     if name not in root:
         _delete(root.store, name)  # stray shards of a group deleted while a task still wrote
-        return True
+        return
     meta = dict(root[name].attrs).get(ATTRS_KEY, {})
     if meta.get("complete") and not overwrite:
         raise MouseExistsError(
@@ -167,7 +167,6 @@ def _prepare_target(root: zarr.Group, tree: FileTree, overwrite: bool, url: str)
             "--overwrite (overwrite=True) to replace it"
         )
     _delete(root.store, name)
-    return True
 
 
 def _delete(zstore: Any, prefix: str) -> None:

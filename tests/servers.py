@@ -205,6 +205,9 @@ class _Server(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 drops the SYNs of fsspec's concurrent requests, which
+    # the client kernel then retries after 1, 3, 7... s: a stall, not a fault we asked for.
+    request_queue_size = 512
 
     def __init__(
         self,

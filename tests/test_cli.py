@@ -1,0 +1,91 @@
+"""The ``sensorium-data`` command line, end to end on synthetic data of both years."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from test_convert import same_files
+
+from sensorium_data.cli import main
+
+
+@pytest.fixture(scope="module")
+def synth_trees(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("synth")
+    assert main(["synth", str(out), "--kind", "static", "--mice", "2", "--zip"]) == 0
+    assert main(["synth", str(out), "--kind", "dynamic", "--trials", "30", "--seed", "3"]) == 0
+    trees = sorted(p for p in out.iterdir() if not p.name.endswith(".npz"))
+    assert [p.suffix for p in trees] == ["", ".zip", ".zip"]  # dynamic folder, two static zips
+    return trees
+
+
+def test_convert_verify_info_export(tmp_path: Path, synth_trees: list[Path], capsys) -> None:
+    store = tmp_path / "s.zarr"
+    srcs = [str(p) for p in synth_trees]
+    assert main(["convert", *srcs, "-o", str(store), "--no-progress"]) == 0
+    assert "wrote 3 mice" in capsys.readouterr().out
+    assert main(["verify", str(store), *srcs, "--no-progress"]) == 0
+    assert "equals its 3 source tree(s)" in capsys.readouterr().out
+
+    assert main(["info", str(store)]) == 0
+    info = capsys.readouterr().out
+    assert info.count("(static, complete)") == 2 and info.count("(dynamic, complete)") == 1
+    assert "train" in info and "final_test" in info and "live_test_main" in info
+    assert "videos" in info and "(1, 36, 64, 25)" in info  # chunks of the video windows
+    assert "in the store" in info and "of source files" in info
+
+    dynamic = synth_trees[0]
+    mouse = dynamic.name[len("dynamic"):].split("-Video")[0]
+    assert main(["export", str(store), mouse, str(tmp_path / "exp"), "--no-progress"]) == 0
+    assert same_files(dynamic, tmp_path / "exp" / dynamic.name) == []
+    assert main(["export", str(store), mouse, str(tmp_path / "exp"), "--no-progress"]) == 1
+    assert "already exists" in capsys.readouterr().err
+
+    arr = zarr.open_array(str(store / mouse / "responses"), mode="r+")
+    block = arr[5]
+    block[0, 0] += 1.0
+    arr[5] = block
+    assert main(["verify", str(store), str(dynamic), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"mouse {mouse}: data/responses trials 4..7: 1 values differ, first at index (1, 0, 0)" in err
+
+
+def test_convert_refuses_twice_and_overwrites(tmp_path: Path, synth_trees: list[Path], capsys) -> None:
+    store = str(tmp_path / "s.zarr")
+    src = str(synth_trees[1])
+    assert main(["convert", src, "-o", store, "--no-progress"]) == 0
+    assert main(["convert", src, "-o", store, "--no-progress"]) == 1
+    assert "already holds mouse" in (err := capsys.readouterr().err) and "--overwrite" in err
+    assert main(["convert", src, "-o", store, "--no-progress", "--overwrite",
+                 "--trials-per-shard", "64", "--compressor", "zstd"]) == 0
+    arr = zarr.open_array(f"{store}/{Path(src).name[6:].split('-Gray')[0]}/images", mode="r")
+    assert arr.shards[0] == 64
+
+
+def test_errors_exit_1_with_a_message(tmp_path: Path, capsys) -> None:
+    assert main(["convert", str(tmp_path / "missing"), "-o", str(tmp_path / "s.zarr")]) == 1
+    assert "missing: no such folder" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "nothing.zarr")]) == 1
+    assert "no Zarr v3 store here" in capsys.readouterr().err
+    assert main(["synth", str(tmp_path), "--kind", "static", "--trials", "3"]) == 1
+    assert "n_trials" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["convert", "x", "-o", "y", "--storage-options", "not json"])
+    assert "not valid JSON" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+def test_demo_console_script(tmp_path: Path) -> None:
+    exe = shutil.which("sensorium-data")
+    assert exe, "the console script is installed by pip install -e ."
+    proc = subprocess.run([exe, "demo", "--workdir", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "3. verify: store equals its sources" in proc.stdout
+    assert proc.stdout.count("complete)") == 3
+    assert np.isfinite(float(proc.stdout.split("mean train response per neuron ")[1].split()[0]))
