@@ -121,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `sensorium-data info ... | head`
+        sys.stderr.close()
+        return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
