@@ -28,7 +28,6 @@ from .schema import ChunkOptions
 from .stores import list_mice, open_mouse, open_statistics, open_store
 
 __all__ = [
-    "__version__",
     "ChunkOptions",
     "FileTree",
     "IncompleteStoreError",
@@ -39,6 +38,7 @@ __all__ = [
     "SensoriumDataError",
     "StoreNotFoundError",
     "UnsafePickleError",
+    "__version__",
     "convert",
     "list_mice",
     "open_mouse",

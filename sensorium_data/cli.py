@@ -29,16 +29,28 @@ def _size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 144x256, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected HEIGHTxWIDTH such as 144x256, got {text!r}"
+        ) from None
     return h, w
 
 
 def _add_storage(p: argparse.ArgumentParser, *, sources: bool = False) -> None:
-    p.add_argument("--storage-options", type=_json_dict, default=None, metavar="JSON",
-                   help="fsspec options of the store, e.g. '{\"endpoint_url\": \"http://...\"}'")
+    p.add_argument(
+        "--storage-options",
+        type=_json_dict,
+        default=None,
+        metavar="JSON",
+        help='fsspec options of the store, e.g. \'{"endpoint_url": "http://..."}\'',
+    )
     if sources:
-        p.add_argument("--source-options", type=_json_dict, default=None, metavar="JSON",
-                       help="fsspec options of the sources")
+        p.add_argument(
+            "--source-options",
+            type=_json_dict,
+            default=None,
+            metavar="JSON",
+            help="fsspec options of the sources",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,14 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", metavar="SRC", help="tree folder or .zip, path or URL")
     p.add_argument("-o", "--output", required=True, metavar="STORE", help="store path or URL")
     p.add_argument("--overwrite", action="store_true", help="replace mice the store already holds")
-    p.add_argument("--scheduler", default="threads",
-                   help="threads (default), processes, synchronous, or a dask.distributed "
-                   "scheduler address such as tcp://10.0.0.5:8786")
+    p.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads (default), processes, synchronous, or a dask.distributed "
+        "scheduler address such as tcp://10.0.0.5:8786",
+    )
     p.add_argument("--workers", type=int, default=None, help="local threads/processes")
     p.add_argument("--trials-per-chunk", type=int, default=None)
     p.add_argument("--trials-per-shard", type=int, default=None)
     p.add_argument("--frames-per-chunk", type=int, default=None)
-    p.add_argument("--compressor", default="lz4", choices=["lz4", "lz4hc", "zstd", "blosclz", "zlib"])
+    p.add_argument(
+        "--compressor", default="lz4", choices=["lz4", "lz4hc", "zstd", "blosclz", "zlib"]
+    )
     p.add_argument("--clevel", type=int, default=5)
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p, sources=True)
@@ -84,8 +101,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write synthetic file trees in the official layout")
     p.add_argument("out", metavar="OUT")
-    p.add_argument("--kind", required=True, choices=["static", "dynamic"],
-                   help="static: 2022 images; dynamic: 2023 videos")
+    p.add_argument(
+        "--kind",
+        required=True,
+        choices=["static", "dynamic"],
+        help="static: 2022 images; dynamic: 2023 videos",
+    )
     p.add_argument("--mice", type=int, default=1)
     p.add_argument("--trials", type=int, default=None)
     p.add_argument("--neurons", type=int, default=None)
@@ -93,8 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_size, default=None, metavar="HxW")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--zip", action="store_true", help="write .zip files like the releases")
-    p.add_argument("--competition", action=argparse.BooleanOptionalAction, default=None,
-                   help="make every mouse a competition mouse (withheld test responses)")
+    p.add_argument(
+        "--competition",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="make every mouse a competition mouse (withheld test responses)",
+    )
 
     p = sub.add_parser("demo", help="synthetic data -> convert -> open -> summary")
     p.add_argument("--workdir", default=None, help="folder to work in (default: a temporary one)")
@@ -131,13 +156,22 @@ def _convert(args: argparse.Namespace) -> int:
     from .schema import ChunkOptions
 
     chunking = ChunkOptions(
-        trials_per_chunk=args.trials_per_chunk, trials_per_shard=args.trials_per_shard,
-        frames_per_chunk=args.frames_per_chunk, compressor=args.compressor, clevel=args.clevel,
+        trials_per_chunk=args.trials_per_chunk,
+        trials_per_shard=args.trials_per_shard,
+        frames_per_chunk=args.frames_per_chunk,
+        compressor=args.compressor,
+        clevel=args.clevel,
     )
     mice = convert(
-        args.sources, args.output, storage_options=args.storage_options,
-        source_options=args.source_options, overwrite=args.overwrite, chunking=chunking,
-        scheduler=args.scheduler, num_workers=args.workers, progress=not args.no_progress,
+        args.sources,
+        args.output,
+        storage_options=args.storage_options,
+        source_options=args.source_options,
+        overwrite=args.overwrite,
+        chunking=chunking,
+        scheduler=args.scheduler,
+        num_workers=args.workers,
+        progress=not args.no_progress,
     )
     print(f"wrote {len(mice)} mice to {args.output}: {', '.join(mice)}")
     return 0
@@ -146,8 +180,13 @@ def _convert(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
-    problems = verify(args.store, args.sources, storage_options=args.storage_options,
-                      source_options=args.source_options, progress=not args.no_progress)
+    problems = verify(
+        args.store,
+        args.sources,
+        storage_options=args.storage_options,
+        source_options=args.source_options,
+        progress=not args.no_progress,
+    )
     if problems:
         print(f"{args.store} differs from its sources:", file=sys.stderr)
         for line in problems:
@@ -167,8 +206,13 @@ def _info(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .export import export
 
-    path = export(args.store, args.mouse, args.dest, storage_options=args.storage_options,
-                  progress=not args.no_progress)
+    path = export(
+        args.store,
+        args.mouse,
+        args.dest,
+        storage_options=args.storage_options,
+        progress=not args.no_progress,
+    )
     print(f"wrote {path}")
     return 0
 
@@ -177,9 +221,17 @@ def _synth(args: argparse.Namespace) -> int:
     from .synthetic import synthesize
 
     paths = synthesize(
-        args.out, kind=args.kind, n_mice=args.mice, n_trials=args.trials,
-        n_neurons=args.neurons, n_frames=args.frames, image_size=args.image_size,
-        seed=args.seed, as_zip=args.zip, competition=args.competition, progress=True,
+        args.out,
+        kind=args.kind,
+        n_mice=args.mice,
+        n_trials=args.trials,
+        n_neurons=args.neurons,
+        n_frames=args.frames,
+        image_size=args.image_size,
+        seed=args.seed,
+        as_zip=args.zip,
+        competition=args.competition,
+        progress=True,
     )
     for path in paths:
         print(path)
@@ -208,8 +260,10 @@ def _demo(args: argparse.Namespace) -> int:
         print("3. verify: " + ("store equals its sources" if not problems else "; ".join(problems)))
         ds = open_mouse(store, mice[0])
         train = ds.responses.where(ds.tiers == "train", drop=True)
-        print(f"4. opened {mice[0]}: {dict(ds.sizes)}; mean train response per neuron "
-              f"{float(train.mean()):.3f}")
+        print(
+            f"4. opened {mice[0]}: {dict(ds.sizes)}; mean train response per neuron "
+            f"{float(train.mean()):.3f}"
+        )
         print()
         print(describe_store(store))
         return 1 if problems else 0

@@ -90,8 +90,9 @@ def convert(
     try:
         for tree in trees:
             _prepare_target(root, tree, overwrite, url)
-            _convert_mouse(tree, root, url, storage_options, chunking, scheduler, num_workers,
-                           progress)
+            _convert_mouse(
+                tree, root, url, storage_options, chunking, scheduler, num_workers, progress
+            )
             written.append(tree.data_key)
     except BaseException:
         if created and not written:  # a store made by this call and holding nothing: remove it

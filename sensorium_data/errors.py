@@ -8,14 +8,14 @@ Messages say what was expected, what was found, and what to do.
 from __future__ import annotations
 
 __all__ = [
-    "SensoriumDataError",
-    "InvalidFileTreeError",
-    "UnsafePickleError",
-    "StoreNotFoundError",
-    "MouseNotFoundError",
     "IncompleteStoreError",
+    "InvalidFileTreeError",
     "MouseExistsError",
+    "MouseNotFoundError",
     "SchemaError",
+    "SensoriumDataError",
+    "StoreNotFoundError",
+    "UnsafePickleError",
 ]
 
 

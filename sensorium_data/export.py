@@ -18,7 +18,7 @@ import zarr
 from .layout import restore_values
 from .npyio import save_npy
 from .schema import ATTRS_KEY
-from .stores import _open_root, _resolve_mouse, _mice
+from .stores import _mice, _open_root, _resolve_mouse
 
 __all__ = ["export", "iter_blocks"]
 

@@ -19,7 +19,7 @@ from .errors import InvalidFileTreeError
 from .npyio import load_npy
 from .sources import TreeSource, open_source
 
-__all__ = ["FileTree", "TrialSpec", "short_data_key", "open_tree", "read_trial_block"]
+__all__ = ["FileTree", "TrialSpec", "open_tree", "read_trial_block", "short_data_key"]
 
 _TRIAL_FILE = re.compile(r"^(0|[1-9][0-9]*)\.npy$")
 
@@ -143,7 +143,9 @@ class FileTree:
                     f"{self.describe(self.trial_path(key, missing))}: trial file is missing "
                     f"(data/{key}/ holds {n} files numbered up to {max(idx)})"
                 )
-        return {k: [self.trial_path(k, i) for i in range(len(v))] for k, v in per_key.items()}, other
+        return {
+            k: [self.trial_path(k, i) for i in range(len(v))] for k, v in per_key.items()
+        }, other
 
     def _detect_kind(self) -> str:
         if self.name.startswith("static"):
@@ -178,7 +180,9 @@ class FileTree:
                 try:
                     self.config = json.loads(self.source.read(f))
                 except (ValueError, UnicodeDecodeError) as exc:
-                    raise InvalidFileTreeError(f"{self.describe(f)}: invalid JSON ({exc})") from None
+                    raise InvalidFileTreeError(
+                        f"{self.describe(f)}: invalid JSON ({exc})"
+                    ) from None
             elif f not in meta:
                 self.extra_files.append(f)
         self.extra_files.sort()
@@ -225,7 +229,7 @@ class FileTree:
 def read_trial_block(
     source: TreeSource, key: str, spec: TrialSpec, indices: Sequence[int]
 ) -> np.ndarray:
-    """Stack trials ``indices`` of data key ``key`` from ``source``, each checked against ``spec``."""
+    """Stack trials ``indices`` of data key ``key`` from ``source``, each checked by ``spec``."""
     out = np.empty((len(indices), *spec.shape), dtype=spec.dtype)
     paths = [FileTree.trial_path(key, int(i)) for i in indices]
     for j, (path, raw) in enumerate(zip(paths, source.read_many(paths), strict=True)):

@@ -13,8 +13,18 @@ from .stores import _mice, _open_root
 
 __all__ = ["describe_store", "format_bytes"]
 
-TIER_ORDER = ("train", "validation", "oracle", "test", "final_test", "live_test_main",
-              "live_test_bonus", "final_test_main", "final_test_bonus", "none")
+TIER_ORDER = (
+    "train",
+    "validation",
+    "oracle",
+    "test",
+    "final_test",
+    "live_test_main",
+    "live_test_bonus",
+    "final_test_main",
+    "final_test_bonus",
+    "none",
+)
 
 
 def format_bytes(n: float | None) -> str:
@@ -30,7 +40,7 @@ def format_bytes(n: float | None) -> str:
 def _store_bytes(group: zarr.Group) -> int | None:
     try:
         return int(zarr.core.sync.sync(group.store.getsize_prefix(group.path)))
-    except Exception:  # stores that cannot list (plain HTTP)
+    except (NotImplementedError, OSError, ValueError):  # stores that cannot list (plain HTTP)
         return None
 
 
@@ -50,7 +60,11 @@ def describe_store(url: Any, storage_options: dict[str, Any] | None = None) -> s
     for name, meta in mice.items():
         group = root[name]
         state = "complete" if meta["complete"] else "INCOMPLETE (run convert again)"
-        lines += ["", f"mouse {name} ({meta['kind']}, {state})", f"  source   {meta['source_name']}"]
+        lines += [
+            "",
+            f"mouse {name} ({meta['kind']}, {state})",
+            f"  source   {meta['source_name']}",
+        ]
         lines.append(f"  trials   {meta['n_trials']}  " + _tiers(group))
         lines.append(f"  neurons  {meta['n_neurons']}")
         lines.append(f"  {'variable':<14}{'shape':<24}{'dtype':<9}{'chunks':<22}shards")
@@ -59,7 +73,7 @@ def describe_store(url: Any, storage_options: dict[str, Any] | None = None) -> s
                 continue
             arr = group[var]
             lines.append(
-                f"  {var:<14}{_shape(arr.shape):<24}{str(arr.dtype):<9}"
+                f"  {var:<14}{_shape(arr.shape):<24}{arr.dtype!s:<9}"
                 f"{_shape(arr.chunks):<22}{_shape(arr.shards)}"
             )
         stored, source = _store_bytes(group), meta.get("source_bytes")

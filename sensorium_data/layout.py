@@ -29,7 +29,7 @@ from .schema import (
     meta_dims,
 )
 
-__all__ = ["create_mouse_group", "stored_values", "restore_values"]
+__all__ = ["create_mouse_group", "restore_values", "stored_values"]
 
 _MAX_EXTRA_BYTES = 1 << 20
 
@@ -53,23 +53,33 @@ def restore_values(values: Any, info: dict[str, Any]) -> np.ndarray:
     return arr.astype(dtype, copy=False)
 
 
-def _write_small(group: zarr.Group, name: str, arr: np.ndarray, dims: tuple[str, ...],
-                 attrs: dict[str, Any] | None = None) -> None:
+def _write_small(
+    group: zarr.Group,
+    name: str,
+    arr: np.ndarray,
+    dims: tuple[str, ...],
+    attrs: dict[str, Any] | None = None,
+) -> None:
     if arr.dtype == object or arr.dtype.kind == "U":
         dtype: Any = str
         arr = arr.astype(object) if arr.dtype.kind == "U" else arr
     else:
         dtype = arr.dtype
     z = group.create_array(
-        name, shape=arr.shape, dtype=dtype, chunks=arr.shape if arr.size else "auto",
-        dimension_names=list(dims), attributes=attrs or {},
+        name,
+        shape=arr.shape,
+        dtype=dtype,
+        chunks=arr.shape if arr.size else "auto",
+        dimension_names=list(dims),
+        attributes=attrs or {},
     )
     if arr.size:
         z[...] = arr
 
 
-def _check_dim_sizes(sizes: dict[str, int], dims: tuple[str, ...], shape: tuple[int, ...],
-                     where: str) -> None:
+def _check_dim_sizes(
+    sizes: dict[str, int], dims: tuple[str, ...], shape: tuple[int, ...], where: str
+) -> None:
     for dim, size in zip(dims, shape, strict=True):
         if sizes.setdefault(dim, size) != size:
             raise SchemaError(
@@ -86,8 +96,9 @@ def create_mouse_group(
     dims = {}
     for key, spec in tree.specs.items():
         dims[key] = data_dims(tree.kind, key, spec.shape)
-        _check_dim_sizes(sizes, dims[key], (tree.n_trials, *spec.shape), tree.describe(
-            f"data/{key}/0.npy"))
+        _check_dim_sizes(
+            sizes, dims[key], (tree.n_trials, *spec.shape), tree.describe(f"data/{key}/0.npy")
+        )
     reserved = set(tree.data_keys) | set(sizes) | {"valid_frames", "statistics"}
     trial_names, neuron_names = coordinate_names(
         sorted(tree.meta_trials), sorted(tree.meta_neurons), reserved
@@ -125,8 +136,14 @@ def create_mouse_group(
             coords.append(name)
     _write_index_coords(group, tree, sizes)
     if tree.kind == "dynamic":
-        group.create_array("valid_frames", shape=(tree.n_trials,), dtype="int32", fill_value=-1,
-                           dimension_names=["trial"], chunks=(max(1, tree.n_trials),))
+        group.create_array(
+            "valid_frames",
+            shape=(tree.n_trials,),
+            dtype="int32",
+            fill_value=-1,
+            dimension_names=["trial"],
+            chunks=(max(1, tree.n_trials),),
+        )
         coords.append("valid_frames")
 
     block = 0
@@ -136,8 +153,13 @@ def create_mouse_group(
         chunks, shards = choose_chunks(tree.kind, dims[key], shape, spec.dtype.itemsize, chunking)
         block = shards[0]
         group.create_array(
-            key, shape=shape, dtype=spec.dtype, chunks=chunks, shards=shards,
-            compressors=codec, dimension_names=list(dims[key]),
+            key,
+            shape=shape,
+            dtype=spec.dtype,
+            chunks=chunks,
+            shards=shards,
+            compressors=codec,
+            dimension_names=list(dims[key]),
             fill_value=np.nan if spec.dtype.kind == "f" else 0,
             attributes={"coordinates": " ".join(coords)},
         )
@@ -160,8 +182,9 @@ def _write_index_coords(group: zarr.Group, tree: FileTree, sizes: dict[str, int]
             _write_small(group, dim, np.array(by_size[sizes[dim]], dtype=object), (dim,))
 
 
-def _write_statistics(group: zarr.Group, tree: FileTree,
-                      dims: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def _write_statistics(
+    group: zarr.Group, tree: FileTree, dims: dict[str, tuple[str, ...]]
+) -> dict[str, Any]:
     record: dict[str, Any] = {}
     if not tree.statistics:
         return record

@@ -19,7 +19,7 @@ from numpy.lib import format as npy_format
 
 from .errors import InvalidFileTreeError, UnsafePickleError
 
-__all__ = ["load_npy", "read_npy_header", "save_npy", "decode_object_array", "encode_object_array"]
+__all__ = ["decode_object_array", "encode_object_array", "load_npy", "read_npy_header", "save_npy"]
 
 PLAIN_TYPES = (str, int, float, bool, type(None), np.str_, np.integer, np.floating, np.bool_)
 _SCALAR_KINDS = set("biufU?")
@@ -86,7 +86,7 @@ def load_npy(data: bytes, name: str) -> np.ndarray:
     """
     fp = io.BytesIO(data)
     try:
-        shape, fortran, dtype = read_npy_header(fp)
+        shape, _, dtype = read_npy_header(fp)
     except (ValueError, EOFError, SyntaxError, OSError) as exc:
         raise InvalidFileTreeError(f"{name}: not a valid .npy file ({exc})") from None
     if dtype.hasobject:
@@ -109,7 +109,7 @@ def _load_object_array(
             f"{name}: refused to unpickle: {exc}; only object arrays of plain "
             "str/int/float/bool/None are accepted"
         ) from None
-    except Exception as exc:  # truncated or corrupt pickle
+    except Exception as exc:  # noqa: BLE001 - any failure of a truncated or corrupt pickle
         raise InvalidFileTreeError(f"{name}: corrupt pickled object array ({exc})") from None
     if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
         raise InvalidFileTreeError(

@@ -10,21 +10,19 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .errors import SchemaError
 
 __all__ = [
-    "FORMAT_VERSION",
     "ATTRS_KEY",
     "DATA_DIMS",
+    "FORMAT_VERSION",
     "LABELS",
     "ChunkOptions",
+    "check_mouse_attrs",
+    "choose_chunks",
+    "coordinate_names",
     "data_dims",
     "meta_dims",
-    "coordinate_names",
-    "choose_chunks",
-    "check_mouse_attrs",
 ]
 
 FORMAT_VERSION = 1
@@ -136,7 +134,8 @@ class ChunkOptions:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.compressor not in ("lz4", "lz4hc", "zstd", "blosclz", "zlib"):
             raise ValueError(
-                f"compressor must be one of lz4, lz4hc, zstd, blosclz, zlib; got {self.compressor!r}"
+                "compressor must be one of lz4, lz4hc, zstd, blosclz, zlib; "
+                f"got {self.compressor!r}"
             )
         if not 0 <= self.clevel <= 9:
             raise ValueError(f"clevel must be 0..9, got {self.clevel!r}")

@@ -19,7 +19,7 @@ import fsspec
 
 from .errors import InvalidFileTreeError
 
-__all__ = ["TreeSource", "DirectorySource", "ZipSource", "open_source"]
+__all__ = ["DirectorySource", "TreeSource", "ZipSource", "open_source"]
 
 _JUNK_PREFIXES = ("__MACOSX/",)
 
@@ -99,8 +99,8 @@ class DirectorySource(TreeSource):
             raise InvalidFileTreeError(f"{self.url}: no such folder")
         prefix = root.replace(os.sep, "/").rstrip("/") + "/"
         out = {}
-        for path, detail in fs.find(root, detail=True).items():
-            path = path.replace(os.sep, "/")
+        for found, detail in fs.find(root, detail=True).items():
+            path = found.replace(os.sep, "/")
             rel = path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root)
             out[rel] = int(detail.get("size") or 0)
         return out
@@ -215,7 +215,9 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return protocol in ("file", "local")
 
 
-def open_source(url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> TreeSource:
+def open_source(
+    url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> TreeSource:
     """A :class:`ZipSource` for ``*.zip`` URLs, else a :class:`DirectorySource`."""
     url = os.fspath(url)
     if url.rstrip("/").lower().endswith(".zip"):

@@ -20,12 +20,12 @@ from zarr.storage import FsspecStore, LocalStore
 from .errors import IncompleteStoreError, MouseNotFoundError, StoreNotFoundError
 from .schema import ATTRS_KEY, check_mouse_attrs
 
-__all__ = ["make_store", "open_mouse", "open_store", "open_statistics", "list_mice", "store_url"]
+__all__ = ["list_mice", "make_store", "open_mouse", "open_statistics", "open_store", "store_url"]
 
 _CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
 
 
-class quiet:  # noqa: N801 - used like warnings.catch_warnings
+class quiet:
     """Silence zarr's notice that consolidated metadata is not in the v3 spec (we rely on it)."""
 
     def __enter__(self) -> None:
@@ -35,7 +35,6 @@ class quiet:  # noqa: N801 - used like warnings.catch_warnings
 
     def __exit__(self, *exc: Any) -> None:
         self._ctx.__exit__(*exc)
-
 
 
 def store_url(url: str | os.PathLike[str]) -> str:
@@ -64,8 +63,7 @@ def make_store(
         return LocalStore(url, read_only=read_only)
     if "::" in url:  # fsspec chains (simplecache::s3://...) are synchronous: wrap them
         fs, path = fsspec.url_to_fs(url, **(storage_options or {}))
-        return FsspecStore(_chain_wrapper()(fs, asynchronous=True), path=path,
-                           read_only=read_only)
+        return FsspecStore(_chain_wrapper()(fs, asynchronous=True), path=path, read_only=read_only)
     return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
 
 
@@ -82,8 +80,9 @@ def _chain_wrapper() -> type:
             super().__init__(*args, **kwargs)
             wrapped = self._cat_file  # set per instance by the base class
 
-            async def cat_file(path: str, start: int | None = None, end: int | None = None,
-                               **kw: Any) -> bytes:
+            async def cat_file(
+                path: str, start: int | None = None, end: int | None = None, **kw: Any
+            ) -> bytes:
                 if start is not None and start < 0:
                     start = max(0, int(await self._size(path)) + start)
                 return await wrapped(path, start=start, end=end, **kw)
@@ -204,8 +203,11 @@ def open_statistics(
         for sub, _ in sorted(kgroup.groups()):
             with quiet():
                 ds = xr.open_zarr(
-                    store, group=f"{mouse}/statistics/{key}/{sub}", consolidated=True,
-                    zarr_format=3, chunks=None,
+                    store,
+                    group=f"{mouse}/statistics/{key}/{sub}",
+                    consolidated=True,
+                    zarr_format=3,
+                    chunks=None,
                 )
             out.setdefault(key, {})[sub] = ds.load()
     return out

@@ -48,6 +48,7 @@ class _Args:
 
 # ----------------------------------------------------------------------------- arguments
 
+
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
@@ -56,8 +57,16 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def _parse_args(kind: Any, n_mice: Any, n_trials: Any, n_neurons: Any, n_frames: Any,
-                image_size: Any, seed: Any, competition: Any) -> _Args:
+def _parse_args(
+    kind: Any,
+    n_mice: Any,
+    n_trials: Any,
+    n_neurons: Any,
+    n_frames: Any,
+    image_size: Any,
+    seed: Any,
+    competition: Any,
+) -> _Args:
     if kind not in _DEFAULTS:
         raise ValueError(f"kind must be 'static' (2022) or 'dynamic' (2023), got {kind!r}")
     d_trials, d_neurons, d_frames, d_size = _DEFAULTS[kind]
@@ -66,14 +75,20 @@ def _parse_args(kind: Any, n_mice: Any, n_trials: Any, n_neurons: Any, n_frames:
     n_mice = _positive_int("n_mice", n_mice)
     n_trials = _positive_int("n_trials", d_trials if n_trials is None else n_trials)
     n_neurons = _positive_int("n_neurons", d_neurons if n_neurons is None else n_neurons)
-    frames = 1 if kind == "static" else _positive_int(
-        "n_frames", d_frames if n_frames is None else n_frames, minimum=3)
+    frames = (
+        1
+        if kind == "static"
+        else _positive_int("n_frames", d_frames if n_frames is None else n_frames, minimum=3)
+    )
     size = d_size if image_size is None else image_size
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 4
-                   for v in size)):
-        raise ValueError(f"image_size must be a pair of integers >= 4 (height, width), "
-                         f"got {image_size!r}")
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 4 for v in size)
+    ):
+        raise ValueError(
+            f"image_size must be a pair of integers >= 4 (height, width), got {image_size!r}"
+        )
     seed = _positive_int("seed", seed, minimum=0)
     if competition is not None and not isinstance(competition, bool):
         raise ValueError(f"competition must be None, True or False, got {competition!r}")
@@ -81,20 +96,25 @@ def _parse_args(kind: Any, n_mice: Any, n_trials: Any, n_neurons: Any, n_frames:
         flags = tuple(n_mice >= 2 and m == n_mice - 1 for m in range(n_mice))
     else:
         flags = (competition,) * n_mice
-    args = _Args(kind, n_mice, n_trials, n_neurons, frames, (int(size[0]), int(size[1])), seed,
-                 flags)
+    args = _Args(
+        kind, n_mice, n_trials, n_neurons, frames, (int(size[0]), int(size[1])), seed, flags
+    )
     _plan(args, any(flags))  # raises when n_trials cannot hold every tier
     return args
 
 
 # ----------------------------------------------------------------------------- trial plans
 
+
 def _static_counts(n: int, competition: bool) -> dict[str, Any] | None:
     budget = n // 6
     repeats = min(10, max(2, round(math.sqrt(budget))))
     images = budget // repeats
-    counts = {"test": images * repeats, "final_test": images * repeats if competition else 0,
-              "validation": max(2, n // 10)}
+    counts = {
+        "test": images * repeats,
+        "final_test": images * repeats if competition else 0,
+        "validation": max(2, n // 10),
+    }
     counts["train"] = n - sum(counts.values())
     if images < 2 or counts["train"] < 4:
         return None
@@ -106,9 +126,14 @@ def _dynamic_counts(n: int, competition: bool) -> dict[str, Any] | None:
     repeats = min(10, max(2, budget // 6))
     clips = budget // repeats
     bonus = max(2, n // 14)
-    counts = {"oracle": clips * repeats, "live_test_main": clips * repeats,
-              "final_test_main": clips * repeats, "live_test_bonus": bonus,
-              "final_test_bonus": bonus, "none": max(1, n // 70)}
+    counts = {
+        "oracle": clips * repeats,
+        "live_test_main": clips * repeats,
+        "final_test_main": clips * repeats,
+        "live_test_bonus": bonus,
+        "final_test_bonus": bonus,
+        "none": max(1, n // 70),
+    }
     counts["train"] = n - sum(counts.values())
     if clips < 1 or counts["train"] < 4:
         return None
@@ -123,15 +148,19 @@ def _plan(args: _Args, competition: bool) -> dict[str, Any]:
         raise ValueError(
             f"n_trials={args.n_trials} is too small for kind={args.kind!r}"
             f"{' with a competition mouse' if competition else ''}: every tier needs trials and "
-            f"every test tier at least 2 repeats; use n_trials >= {least}")
+            f"every test tier at least 2 repeats; use n_trials >= {least}"
+        )
     return plan
 
 
 def _shared_stimuli(args: _Args, rng: np.random.Generator) -> dict[str, Any]:
     """Stimulus ids shared by all mice (test sets), and a pool of per-mouse unique ids."""
     plan = _plan(args, any(args.competition))
-    n_shared = 2 * plan.get("images", 0) + 3 * plan.get("clips", 0) + 2 * plan["counts"].get(
-        "live_test_bonus", 0)
+    n_shared = (
+        2 * plan.get("images", 0)
+        + 3 * plan.get("clips", 0)
+        + 2 * plan["counts"].get("live_test_bonus", 0)
+    )
     pool = rng.choice(10**7, size=n_shared + args.n_mice * args.n_trials, replace=False) + 1
     shared, pool = pool[:n_shared], pool[n_shared:].reshape(args.n_mice, args.n_trials)
     out: dict[str, Any] = {"pool": pool}
@@ -140,8 +169,13 @@ def _shared_stimuli(args: _Args, rng: np.random.Generator) -> dict[str, Any]:
     else:
         clips, bonus = plan["clips"], plan["counts"]["live_test_bonus"]
         parts = np.split(shared, np.cumsum([clips, clips, clips, bonus]))
-        names = ("oracle", "live_test_main", "final_test_main", "live_test_bonus",
-                 "final_test_bonus")
+        names = (
+            "oracle",
+            "live_test_main",
+            "final_test_main",
+            "live_test_bonus",
+            "final_test_bonus",
+        )
         for name, ids in zip(names, parts, strict=True):
             out[name] = ids
     return out
@@ -153,8 +187,9 @@ def _stim_type(tier: str, position: int) -> str:
     return "natural_movie"
 
 
-def _trial_table(args: _Args, m: int, shared: dict[str, Any],
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _trial_table(
+    args: _Args, m: int, shared: dict[str, Any], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Per-trial table in file order: tiers, stimulus ids and types, presentation order."""
     plan = _plan(args, args.competition[m])
     tiers: list[str] = []
@@ -165,16 +200,19 @@ def _trial_table(args: _Args, m: int, shared: dict[str, Any],
         if tier in shared and tier.endswith("bonus"):
             tier_ids = list(shared[tier][:count])
         elif tier in shared:
-            tier_ids = list(np.repeat(shared[tier][:count // plan["repeats"]], plan["repeats"]))
+            tier_ids = list(np.repeat(shared[tier][: count // plan["repeats"]], plan["repeats"]))
         else:
             tier_ids = [next(unique) for _ in range(count)]
         tiers += [tier] * count
         ids += [int(v) for v in tier_ids]
         types += [_stim_type(tier, j) for j in range(count)]
     order = rng.permutation(args.n_trials)
-    table = {"tiers": np.array(tiers)[order], "stimulus_id": np.array(ids, dtype=np.int64)[order],
-             "stimulus_type": np.array(types)[order],
-             "presentation_index": rng.permutation(args.n_trials).astype(np.int64)}
+    table = {
+        "tiers": np.array(tiers)[order],
+        "stimulus_id": np.array(ids, dtype=np.int64)[order],
+        "stimulus_type": np.array(types)[order],
+        "presentation_index": rng.permutation(args.n_trials).astype(np.int64),
+    }
     if args.kind == "static":
         table["stimulus_type"] = np.full(args.n_trials, "natural_image")
         table["valid_length"] = np.ones(args.n_trials, dtype=np.int64)
@@ -192,6 +230,7 @@ def _valid_length(args: _Args, stim_id: int) -> int:
 
 
 # ----------------------------------------------------------------------------- writing helpers
+
 
 def _save(path: pathlib.Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,8 +280,13 @@ def _nan_statistics(block: np.ndarray) -> dict[str, np.ndarray]:
         return np.asarray(picked, dtype=np.float64)
 
     empty = count == 0
-    stats = {"mean": mean, "std": np.sqrt(var), "min": pick(np.zeros_like(count)),
-             "max": pick(count - 1), "median": 0.5 * (pick((count - 1) // 2) + pick(count // 2))}
+    stats = {
+        "mean": mean,
+        "std": np.sqrt(var),
+        "min": pick(np.zeros_like(count)),
+        "max": pick(count - 1),
+        "median": 0.5 * (pick((count - 1) // 2) + pick(count // 2)),
+    }
     return {k: np.where(empty, np.nan, v).astype(np.float32) for k, v in stats.items()}
 
 
@@ -254,10 +298,14 @@ def _elementwise_statistics(files: list[pathlib.Path]) -> dict[str, np.ndarray]:
     step = max(1, _STAT_BUDGET // (4 * len(files)))
     out: dict[str, np.ndarray] = {}
     for a in range(0, size, step):
-        block = np.stack([np.load(f, mmap_mode="r" if size > 4096 else None).reshape(-1)[a:a + step]
-                          for f in files])
+        block = np.stack(
+            [
+                np.load(f, mmap_mode="r" if size > 4096 else None).reshape(-1)[a : a + step]
+                for f in files
+            ]
+        )
         for name, value in _nan_statistics(block).items():
-            out.setdefault(name, np.empty(size, dtype=np.float32))[a:a + step] = value
+            out.setdefault(name, np.empty(size, dtype=np.float32))[a : a + step] = value
     return {name: value.reshape(shape) for name, value in out.items()}
 
 
@@ -269,20 +317,27 @@ def _histogram_statistics(hist: np.ndarray) -> dict[str, np.ndarray]:
     cum = np.cumsum(hist)
     lo, hi = np.searchsorted(cum, (n - 1) // 2, "right"), np.searchsorted(cum, n // 2, "right")
     present = np.flatnonzero(hist)
-    stats = {"mean": mean, "std": math.sqrt((hist * (values - mean) ** 2).sum() / n),
-             "min": present[0], "max": present[-1], "median": (lo + hi) / 2}
+    stats = {
+        "mean": mean,
+        "std": math.sqrt((hist * (values - mean) ** 2).sum() / n),
+        "min": present[0],
+        "max": present[-1],
+        "median": (lo + hi) / 2,
+    }
     return {k: np.array(v, dtype=np.float32) for k, v in stats.items()}
 
 
-def _write_statistics(root: pathlib.Path, key: str, stats: dict[str, np.ndarray],
-                      subfolders: tuple[str, ...]) -> None:
+def _write_statistics(
+    root: pathlib.Path, key: str, stats: dict[str, np.ndarray], subfolders: tuple[str, ...]
+) -> None:
     for sub in subfolders:
         for name, value in stats.items():
             _save(root / "meta" / "statistics" / key / sub / f"{name}.npy", value)
 
 
-def _neuron_meta(args: _Args, encoder: enc.Encoder, rng: np.random.Generator,
-                 ids: tuple[int, int, int]) -> dict[str, np.ndarray]:
+def _neuron_meta(
+    args: _Args, encoder: enc.Encoder, rng: np.random.Generator, ids: tuple[int, int, int]
+) -> dict[str, np.ndarray]:
     n = args.n_neurons
     unit_ids = np.sort(rng.choice(np.arange(1, 4 * n + 1000), size=n, replace=False))
     l4 = rng.random(n) < 0.25
@@ -293,36 +348,55 @@ def _neuron_meta(args: _Args, encoder: enc.Encoder, rng: np.random.Generator,
     coords = np.column_stack([xy + rng.normal(0.0, 15.0, (n, 2)), depth]).astype(np.float64)
     if args.kind == "dynamic":
         return {"unit_ids": unit_ids.astype(np.uint32), "cell_motor_coordinates": coords}
-    return {"unit_ids": unit_ids.astype(np.int64), "area": np.full(n, "V1"),
-            "layer": np.where(l4, "L4", "L2/3"), "cell_motor_coordinates": coords,
-            "animal_ids": np.full(n, ids[0], dtype=np.int64),
-            "sessions": np.full(n, ids[1], dtype=np.int64),
-            "scan_idx": np.full(n, ids[2], dtype=np.int64)}
+    return {
+        "unit_ids": unit_ids.astype(np.int64),
+        "area": np.full(n, "V1"),
+        "layer": np.where(l4, "L4", "L2/3"),
+        "cell_motor_coordinates": coords,
+        "animal_ids": np.full(n, ids[0], dtype=np.int64),
+        "sessions": np.full(n, ids[1], dtype=np.int64),
+        "scan_idx": np.full(n, ids[2], dtype=np.int64),
+    }
 
 
-def _static_trial_meta(args: _Args, table: dict[str, np.ndarray], key: str, competition: bool,
-                       rng: np.random.Generator,
-                       ids: tuple[int, int, int]) -> dict[str, np.ndarray]:
+def _static_trial_meta(
+    args: _Args,
+    table: dict[str, np.ndarray],
+    key: str,
+    competition: bool,
+    rng: np.random.Generator,
+    ids: tuple[int, int, int],
+) -> dict[str, np.ndarray]:
     n = args.n_trials
     pres = table["presentation_index"]
     blank = rng.uniform(0.3, 0.5, n)
     onset = np.cumsum(blank[np.argsort(pres)] + 0.5)[pres]
     start = datetime.datetime(2019, 7, 3, 9, 0, 0) + datetime.timedelta(
-        days=int(rng.integers(0, 900)), seconds=int(rng.integers(0, 7200)))
-    stamps = [f"Timestamp('{(start + datetime.timedelta(seconds=float(s))).isoformat(sep=' ')}')"
-              for s in onset]
+        days=int(rng.integers(0, 900)), seconds=int(rng.integers(0, 7200))
+    )
+    stamps = [
+        f"Timestamp('{(start + datetime.timedelta(seconds=float(s))).isoformat(sep=' ')}')"
+        for s in onset
+    ]
     if competition:
-        trial_idx = np.array([hashlib.md5(f"{args.seed}-{key}-{p}".encode()).hexdigest()
-                              for p in pres])
+        trial_idx = np.array(
+            [hashlib.md5(f"{args.seed}-{key}-{p}".encode()).hexdigest() for p in pres]
+        )
     else:
         trial_idx = pres.astype(np.int64)
-    return {"tiers": table["tiers"].astype("<U10"), "frame_image_id": table["stimulus_id"],
-            "frame_image_class": np.full(n, "natural_image"), "trial_idx": trial_idx,
-            "frame_trial_ts": np.array(stamps, dtype=object),
-            "scan_idx": np.full(n, ids[2], dtype=np.int64), "frame_pre_blank_period": blank}
+    return {
+        "tiers": table["tiers"].astype("<U10"),
+        "frame_image_id": table["stimulus_id"],
+        "frame_image_class": np.full(n, "natural_image"),
+        "trial_idx": trial_idx,
+        "frame_trial_ts": np.array(stamps, dtype=object),
+        "scan_idx": np.full(n, ids[2], dtype=np.int64),
+        "frame_pre_blank_period": blank,
+    }
 
 
 # ----------------------------------------------------------------------------- one mouse
+
 
 @dataclasses.dataclass
 class _Mouse:
@@ -348,18 +422,26 @@ def _write_static_data(mouse: _Mouse, gt: _NpzStream) -> np.ndarray:
     gt.begin("rates", (args.n_trials, args.n_neurons))
     for start in range(0, args.n_trials, _STATIC_BLOCK):
         rows = np.arange(start, min(args.n_trials, start + _STATIC_BLOCK))
-        images = np.stack([enc.natural_image(np.random.default_rng([args.seed, 1, int(s)]),
-                                             *args.image_size)
-                           for s in table["stimulus_id"][rows]])
+        images = np.stack(
+            [
+                enc.natural_image(np.random.default_rng([args.seed, 1, int(s)]), *args.image_size)
+                for s in table["stimulus_id"][rows]
+            ]
+        )
         s = samples[rows]
-        drive = mouse.encoder.spatial_drive(enc.grid_spectrum(images, mouse.encoder.grid),
-                                            beh["eye"][:, s].T)
+        drive = mouse.encoder.spatial_drive(
+            enc.grid_spectrum(images, mouse.encoder.grid), beh["eye"][:, s].T
+        )
         rates = mouse.encoder.rates(drive, beh["run_z"][s], beh["pupil_z"][s])
         responses = mouse.encoder.sample(mouse.noise, rates)
         behavior = np.stack([beh["pupil"][s], beh["dpupil"][s], beh["run"][s]], 1)
         for j, i in enumerate(rows.tolist()):
-            data = {"images": images[j][None], "responses": responses[j] * (not mouse.withheld(i)),
-                    "behavior": behavior[j], "pupil_center": beh["pupil_center"][:, s[j]]}
+            data = {
+                "images": images[j][None],
+                "responses": responses[j] * (not mouse.withheld(i)),
+                "behavior": behavior[j],
+                "pupil_center": beh["pupil_center"][:, s[j]],
+            }
             for name, value in data.items():
                 _save(mouse.root / "data" / name / f"{i}.npy", value.astype(np.float32))
             if table["tiers"][i] == "train":
@@ -382,17 +464,21 @@ def _write_dynamic_data(mouse: _Mouse, gt: _NpzStream) -> None:
             video = enc.ood_movie(stim_rng, kind, *args.image_size, t_max)
         f0 = int(table["presentation_index"][i]) * (t_max + enc.GAP_FRAMES)
         frames = slice(f0, f0 + t_max)
-        drive = encoder.temporal(encoder.spatial_drive(enc.grid_spectrum(video, encoder.grid),
-                                                       beh["eye"][:, frames].T))
+        drive = encoder.temporal(
+            encoder.spatial_drive(enc.grid_spectrum(video, encoder.grid), beh["eye"][:, frames].T)
+        )
         rates_tn = encoder.rates(drive, beh["run_z"][frames], beh["pupil_z"][frames])
         responses = encoder.sample(mouse.noise, rates_tn).T * (not mouse.withheld(int(i)))
         rates = rates_tn.T
-        data = {"videos": video.transpose(1, 2, 0), "responses": responses,
-                "behavior": np.stack([beh["pupil"][frames], beh["run"][frames]]),
-                "pupil_center": beh["pupil_center"][:, frames]}
+        data = {
+            "videos": video.transpose(1, 2, 0),
+            "responses": responses,
+            "behavior": np.stack([beh["pupil"][frames], beh["run"][frames]]),
+            "pupil_center": beh["pupil_center"][:, frames],
+        }
         length = int(table["valid_length"][i])
-        for name, value in data.items():
-            value = np.ascontiguousarray(value, dtype=np.float32)
+        for name, values in data.items():
+            value = np.ascontiguousarray(values, dtype=np.float32)
             value[..., length:] = np.nan
             _save(mouse.root / "data" / name / f"{i}.npy", value)
         rates[:, length:] = np.nan
@@ -400,8 +486,15 @@ def _write_dynamic_data(mouse: _Mouse, gt: _NpzStream) -> None:
         mouse.bar.update(1)
 
 
-def _make_mouse(args: _Args, m: int, key: str, root: pathlib.Path, shared: dict[str, Any],
-                seq: np.random.SeedSequence, bar: Any) -> _Mouse:
+def _make_mouse(
+    args: _Args,
+    m: int,
+    key: str,
+    root: pathlib.Path,
+    shared: dict[str, Any],
+    seq: np.random.SeedSequence,
+    bar: Any,
+) -> _Mouse:
     r_enc, r_beh, r_noise, r_meta, r_cal = (np.random.default_rng(s) for s in seq.spawn(5))
     grid = enc.encoder_grid(*args.image_size)
     dynamic = args.kind == "dynamic"
@@ -437,13 +530,19 @@ def _ground_truth_extras(mouse: _Mouse) -> dict[str, Any]:
         state[np.broadcast_to(pad, state.shape)] = np.nan
         eye[np.broadcast_to(pad, eye.shape)] = np.nan
     params = {k: v for k, v in encoder.params.items() if k != "cortex"}
-    return {**params, **{k: table[k] for k in table}, "behavior_state": state,
-            "eye_position": eye, "grid_shape": np.array(encoder.grid),
-            "behavior_gain": np.float32(encoder.config.behavior_gain),
-            "shift_scale": np.float32(encoder.config.shift_scale),
-            "eye_center": beh["eye_center"], "eye_scale": beh["eye_scale"],
-            "competition": np.bool_(args.competition[mouse.index]),
-            "config": json.dumps(dataclasses.asdict(encoder.config))}
+    return {
+        **params,
+        **{k: table[k] for k in table},
+        "behavior_state": state,
+        "eye_position": eye,
+        "grid_shape": np.array(encoder.grid),
+        "behavior_gain": np.float32(encoder.config.behavior_gain),
+        "shift_scale": np.float32(encoder.config.shift_scale),
+        "eye_center": beh["eye_center"],
+        "eye_scale": beh["eye_scale"],
+        "competition": np.bool_(args.competition[mouse.index]),
+        "config": json.dumps(dataclasses.asdict(encoder.config)),
+    }
 
 
 def _write_mouse(mouse: _Mouse, ids: tuple[int, int, int]) -> None:
@@ -452,15 +551,21 @@ def _write_mouse(mouse: _Mouse, ids: tuple[int, int, int]) -> None:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     (root / "config.json").write_text(json.dumps({"links": {}}))
-    neurons = _neuron_meta(args, mouse.encoder, np.random.default_rng([args.seed, 4, mouse.index]),
-                           ids)
+    neurons = _neuron_meta(
+        args, mouse.encoder, np.random.default_rng([args.seed, 4, mouse.index]), ids
+    )
     gt = _NpzStream(root.with_name(root.name + ".ground_truth.npz"))
     try:
         if args.kind == "static":
             hist = _write_static_data(mouse, gt)
-            trials = _static_trial_meta(args, mouse.table, mouse.key,
-                                        args.competition[mouse.index],
-                                        np.random.default_rng([args.seed, 5, mouse.index]), ids)
+            trials = _static_trial_meta(
+                args,
+                mouse.table,
+                mouse.key,
+                args.competition[mouse.index],
+                np.random.default_rng([args.seed, 5, mouse.index]),
+                ids,
+            )
         else:
             _write_dynamic_data(mouse, gt)
             trials = {"tiers": mouse.table["tiers"].astype("<U16")}
@@ -475,8 +580,9 @@ def _write_mouse(mouse: _Mouse, ids: tuple[int, int, int]) -> None:
         _save(root / "meta" / "trials" / f"{name}.npy", value)
     train = np.flatnonzero(mouse.table["tiers"] == "train")
     subs = ("all", "stimulus_frame") if args.kind == "static" else ("all",)
-    keys = ("responses", "behavior", "pupil_center") + (("videos",) if args.kind == "dynamic"
-                                                         else ())
+    keys = ("responses", "behavior", "pupil_center") + (
+        ("videos",) if args.kind == "dynamic" else ()
+    )
     for key in keys:
         stats = _elementwise_statistics([root / "data" / key / f"{i}.npy" for i in train])
         _write_statistics(root, key, stats, subs)
@@ -485,6 +591,7 @@ def _write_mouse(mouse: _Mouse, ids: tuple[int, int, int]) -> None:
 
 
 # ----------------------------------------------------------------------------- zip
+
 
 def _zip_tree(folder: pathlib.Path, mac_junk: bool) -> pathlib.Path:
     target = folder.with_name(folder.name + ".zip")
@@ -526,11 +633,21 @@ class _NoBar:
 
 # ----------------------------------------------------------------------------- public
 
-def synthesize(out: str | os.PathLike[str], *, kind: str, n_mice: int = 1,
-               n_trials: int | None = None, n_neurons: int | None = None,
-               n_frames: int | None = None, image_size: tuple[int, int] | None = None,
-               seed: int = 0, as_zip: bool = False, competition: bool | None = None,
-               progress: bool = False) -> list[pathlib.Path]:
+
+def synthesize(
+    out: str | os.PathLike[str],
+    *,
+    kind: str,
+    n_mice: int = 1,
+    n_trials: int | None = None,
+    n_neurons: int | None = None,
+    n_frames: int | None = None,
+    image_size: tuple[int, int] | None = None,
+    seed: int = 0,
+    as_zip: bool = False,
+    competition: bool | None = None,
+    progress: bool = False,
+) -> list[pathlib.Path]:
     """Write synthetic SENSORIUM recordings, one per mouse, in the official file layout.
 
     Parameters
@@ -639,8 +756,9 @@ def synthesize(out: str | os.PathLike[str], *, kind: str, n_mice: int = 1,
     if progress:
         from tqdm import tqdm
 
-        bar: Any = tqdm(total=args.n_mice * args.n_trials, desc=f"synthesize {args.kind}",
-                        unit="trial")
+        bar: Any = tqdm(
+            total=args.n_mice * args.n_trials, desc=f"synthesize {args.kind}", unit="trial"
+        )
     else:
         bar = _NoBar()
     written = []
@@ -648,12 +766,16 @@ def synthesize(out: str | os.PathLike[str], *, kind: str, n_mice: int = 1,
         for m in range(args.n_mice):
             ids = (int(animals[m]), int(call_rng.integers(1, 21)), int(call_rng.integers(1, 21)))
             key = "-".join(map(str, ids))
-            name = (f"static{key}-GrayImageNet-{digest}" if args.kind == "static"
-                    else f"dynamic{key}-Video-{digest}")
+            name = (
+                f"static{key}-GrayImageNet-{digest}"
+                if args.kind == "static"
+                else f"dynamic{key}-Video-{digest}"
+            )
             mouse = _make_mouse(args, m, key, root / name, shared, seqs[m + 1], bar)
             _write_mouse(mouse, ids)
-            written.append(_zip_tree(root / name, args.kind == "dynamic") if as_zip
-                           else root / name)
+            written.append(
+                _zip_tree(root / name, args.kind == "dynamic") if as_zip else root / name
+            )
     finally:
         bar.close()
     return written

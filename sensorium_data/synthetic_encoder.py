@@ -85,8 +85,10 @@ def encoder_grid(height: int, width: int) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- stimuli
 
-def _pink_spectra(rng: np.random.Generator, n: int, shape: tuple[int, int],
-                  alpha: np.ndarray) -> np.ndarray:
+
+def _pink_spectra(
+    rng: np.random.Generator, n: int, shape: tuple[int, int], alpha: np.ndarray
+) -> np.ndarray:
     """``n`` random spectra with a 1/f**alpha amplitude, scaled to unit pixel variance."""
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.rfftfreq(shape[1])[None, :]
@@ -118,7 +120,7 @@ def _smooth_noise(rng: np.random.Generator, n: int, tau: float) -> np.ndarray:
     white = rng.standard_normal(n + klen)
     size = 1 << int(np.ceil(np.log2(n + 2 * klen)))
     out = np.fft.irfft(np.fft.rfft(white, size) * np.fft.rfft(kernel, size), size)
-    return out[klen:klen + n]
+    return out[klen : klen + n]
 
 
 def _phase(grid: tuple[int, int], yx: np.ndarray) -> np.ndarray:
@@ -128,14 +130,15 @@ def _phase(grid: tuple[int, int], yx: np.ndarray) -> np.ndarray:
     return np.asarray(ey[:, :, None] * ex[:, None, :], dtype=np.complex64)
 
 
-def _drifting_frames(spectrum: np.ndarray, offsets: np.ndarray, height: int,
-                     width: int) -> np.ndarray:
+def _drifting_frames(
+    spectrum: np.ndarray, offsets: np.ndarray, height: int, width: int
+) -> np.ndarray:
     """Frames of a periodic field translated by ``offsets`` (T, 2), cropped to height x width."""
     big = (spectrum.shape[0], 2 * (spectrum.shape[1] - 1))  # spectra made at an even width
     frames = np.empty((len(offsets), height, width), dtype=np.float32)
     for a in range(0, len(offsets), _CHUNK):
-        ramp = _phase(big, -offsets[a:a + _CHUNK])
-        frames[a:a + _CHUNK] = np.fft.irfft2(spectrum[None] * ramp, s=big)[:, :height, :width]
+        ramp = _phase(big, -offsets[a : a + _CHUNK])
+        frames[a : a + _CHUNK] = np.fft.irfft2(spectrum[None] * ramp, s=big)[:, :height, :width]
     return frames
 
 
@@ -151,23 +154,28 @@ def _trajectory(rng: np.random.Generator, n: int, speed: float) -> np.ndarray:
 
 def natural_movie(rng: np.random.Generator, height: int, width: int, n_frames: int) -> np.ndarray:
     """A natural-like movie (T, H, W): occluding 1/f layers drifting, with 0-2 scene cuts."""
-    cuts = np.sort(rng.choice(np.arange(1, n_frames), size=min(rng.binomial(2, 0.3), n_frames - 1),
-                              replace=False))
+    cuts = np.sort(
+        rng.choice(
+            np.arange(1, n_frames), size=min(rng.binomial(2, 0.3), n_frames - 1), replace=False
+        )
+    )
     video = np.empty((n_frames, height, width), dtype=np.float32)
     px = height / 36.0
     for start, stop in itertools.pairwise([0, *cuts, n_frames]):
         n = int(stop - start)
         alpha = np.array([rng.uniform(0.9, 1.3), rng.uniform(0.9, 1.3), 1.8])
         specs = _pink_spectra(rng, 3, _field_shape(height, width), alpha)
-        back = _drifting_frames(specs[0], _trajectory(rng, n, rng.uniform(0.1, 0.6) * px),
-                                height, width)
+        back = _drifting_frames(
+            specs[0], _trajectory(rng, n, rng.uniform(0.1, 0.6) * px), height, width
+        )
         fore_path = _trajectory(rng, n, rng.uniform(0.2, 1.2) * px)
         fore = _drifting_frames(specs[1], fore_path, height, width)
         mask = _drifting_frames(specs[2], fore_path, height, width)
         lum = rng.uniform(60.0, 190.0, 2)
         con = rng.uniform(20.0, 60.0, 2)
-        video[start:stop] = np.where(mask > rng.normal(0.0, 0.5), lum[0] + con[0] * fore,
-                                     lum[1] + con[1] * back)
+        video[start:stop] = np.where(
+            mask > rng.normal(0.0, 0.5), lum[0] + con[0] * fore, lum[1] + con[1] * back
+        )
     return np.clip(video, 0.0, 255.0)
 
 
@@ -187,13 +195,15 @@ def _gaussian_dots(rng: np.random.Generator, height: int, width: int, n_frames: 
             sig = rng.uniform(2.0, 5.0) * height / 36.0
             cy, cx = rng.uniform(0, height), rng.uniform(0, width)
             frame += rng.choice([-100.0, 100.0]) * np.exp(
-                -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sig**2))
+                -((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sig**2)
+            )
         video[seg] = frame
     return video
 
 
-def _drifting_grating(rng: np.random.Generator, height: int, width: int,
-                      n_frames: int) -> np.ndarray:
+def _drifting_grating(
+    rng: np.random.Generator, height: int, width: int, n_frames: int
+) -> np.ndarray:
     video = np.empty((n_frames, height, width), dtype=np.float32)
     yy, xx = np.arange(height)[:, None], np.arange(width)[None, :]
     for seg in _segments(rng, n_frames, 30, 60):
@@ -206,8 +216,9 @@ def _drifting_grating(rng: np.random.Generator, height: int, width: int,
     return video
 
 
-def ood_movie(rng: np.random.Generator, kind: str, height: int, width: int,
-              n_frames: int) -> np.ndarray:
+def ood_movie(
+    rng: np.random.Generator, kind: str, height: int, width: int, n_frames: int
+) -> np.ndarray:
     """An out-of-distribution clip (T, H, W) of one of :data:`OOD_TYPES`."""
     if kind == "gaussian_dots":
         video = _gaussian_dots(rng, height, width, n_frames)
@@ -225,6 +236,7 @@ def ood_movie(rng: np.random.Generator, kind: str, height: int, width: int,
 
 # ----------------------------------------------------------------------------- behaviour
 
+
 def behavior_process(rng: np.random.Generator, n: int, dt: float) -> dict[str, np.ndarray]:
     """One continuous behaviour recording of ``n`` samples ``dt`` seconds apart.
 
@@ -235,22 +247,29 @@ def behavior_process(rng: np.random.Generator, n: int, dt: float) -> dict[str, n
     t, running = 0, bool(rng.random() < 0.3)
     while t < n:
         dur = int(rng.exponential(10.0 if running else 20.0) / dt) + 1
-        state[t:t + dur] = float(running)
+        state[t : t + dur] = float(running)
         t, running = t + dur, not running
     speed = state * (15.0 + 5.0 * _smooth_noise(rng, n, 2.0 / dt))
     run = _smoothed(speed, 1.0 / dt) + 0.5 * np.abs(_smooth_noise(rng, n, 0.3 / dt))
     arousal = 0.6 * _smooth_noise(rng, n, 20.0 / dt) + 1.5 * _smoothed(state, 3.0 / dt)
-    pupil = (PUPIL_REF - 0.75 * PUPIL_SCALE + PUPIL_SCALE * arousal
-             + 0.3 * _smooth_noise(rng, n, 1.0))
+    pupil = (
+        PUPIL_REF - 0.75 * PUPIL_SCALE + PUPIL_SCALE * arousal + 0.3 * _smooth_noise(rng, n, 1.0)
+    )
     eye = np.zeros((2, n))
     t, target = 0, rng.normal(0.0, 1.0, 2)
     while t < n:
         dur = int(rng.exponential(3.0) / dt) + 1
-        eye[:, t:t + dur] = target[:, None]
+        eye[:, t : t + dur] = target[:, None]
         t, target = t + dur, 0.6 * target + rng.normal(0.0, 0.8, 2)
     eye += 0.1 * np.stack([_smooth_noise(rng, n, 0.2 / dt), _smooth_noise(rng, n, 0.2 / dt)])
-    return {"pupil": pupil, "dpupil": np.gradient(pupil, dt), "run": run, "eye": eye,
-            "run_z": (run - RUN_REF) / RUN_SCALE, "pupil_z": (pupil - PUPIL_REF) / PUPIL_SCALE}
+    return {
+        "pupil": pupil,
+        "dpupil": np.gradient(pupil, dt),
+        "run": run,
+        "eye": eye,
+        "run_z": (run - RUN_REF) / RUN_SCALE,
+        "pupil_z": (pupil - PUPIL_REF) / PUPIL_SCALE,
+    }
 
 
 def _smoothed(x: np.ndarray, tau: float) -> np.ndarray:
@@ -261,6 +280,7 @@ def _smoothed(x: np.ndarray, tau: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- encoder
+
 
 def _gabor_bank(grid: tuple[int, int], cfg: EncoderConfig) -> np.ndarray:
     """Spectra (2 * n_orientations * n_periods, h, w//2+1): even then odd channel per filter."""
@@ -291,7 +311,7 @@ def grid_spectrum(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     top, bottom = (rows + 1) // 2, rows // 2
     out[:, :top, :cols] = spec[:, :top, :cols]
     if bottom:
-        out[:, h - bottom:, :cols] = spec[:, height - bottom:, :cols]
+        out[:, h - bottom :, :cols] = spec[:, height - bottom :, :cols]
     return out * np.float32(h * w / (height * width))
 
 
@@ -330,8 +350,12 @@ class Encoder:
         center = self.params["rf_center"].astype(np.float64)
         y0, x0 = np.floor(center[:, 0]).astype(np.int64), np.floor(center[:, 1]).astype(np.int64)
         fy, fx = center[:, 0] - y0, center[:, 1] - x0
-        corners = [(0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)),
-                   (1, 1, fy * fx)]
+        corners = [
+            (0, 0, (1 - fy) * (1 - fx)),
+            (0, 1, (1 - fy) * fx),
+            (1, 0, fy * (1 - fx)),
+            (1, 1, fy * fx),
+        ]
         self._corners = [((y0 + dy) % h * w + (x0 + dx) % w, wt) for dy, dx, wt in corners]
         if len(center) > _MATMUL_MAX_NEURONS:
             return
@@ -346,8 +370,12 @@ class Encoder:
 
     def spatial_drive(self, spectra: np.ndarray, eye: np.ndarray) -> np.ndarray:
         """Raw drive (B, n_neurons) of grid spectra (B, h, w//2+1) with eye positions (B, 2)."""
-        return np.concatenate([self._drive_chunk(spectra[i:i + _CHUNK], eye[i:i + _CHUNK])
-                               for i in range(0, len(spectra), _CHUNK)])
+        return np.concatenate(
+            [
+                self._drive_chunk(spectra[i : i + _CHUNK], eye[i : i + _CHUNK])
+                for i in range(0, len(spectra), _CHUNK)
+            ]
+        )
 
     def _drive_chunk(self, spectra: np.ndarray, eye: np.ndarray) -> np.ndarray:
         n = len(self.params["rf_center"])
@@ -381,18 +409,18 @@ class Encoder:
         padded = np.concatenate([np.repeat(drive[:1], length - 1, axis=0), drive])
         out = np.zeros_like(drive)
         for lag in range(length):
-            out += kernel[:, lag] * padded[length - 1 - lag:length - 1 - lag + len(drive)]
+            out += kernel[:, lag] * padded[length - 1 - lag : length - 1 - lag + len(drive)]
         return out
 
     def rates(self, drive: np.ndarray, run_z: np.ndarray, pupil_z: np.ndarray) -> np.ndarray:
         """Noise-free rates (B, n_neurons) of a raw drive and behaviour drives (B,)."""
         p = self.params
         z = (drive - p["drive_mean"]) / p["drive_std"]
-        log_gain = self.config.behavior_gain * (p["gain_weights"][:, 0] * run_z[:, None]
-                                                + p["gain_weights"][:, 1] * pupil_z[:, None])
+        log_gain = self.config.behavior_gain * (
+            p["gain_weights"][:, 0] * run_z[:, None] + p["gain_weights"][:, 1] * pupil_z[:, None]
+        )
         out = np.logaddexp(0.0, p["slope"] * (z - p["threshold"]))
-        return np.asarray(p["amplitude"] * np.exp(np.clip(log_gain, -3, 3)) * out,
-                          dtype=np.float32)
+        return np.asarray(p["amplitude"] * np.exp(np.clip(log_gain, -3, 3)) * out, dtype=np.float32)
 
     def sample(self, rng: np.random.Generator, rates: np.ndarray) -> np.ndarray:
         """Noisy responses: a Poisson number of events with gamma sizes (exact zeros when none).
@@ -416,16 +444,26 @@ def _temporal_kernels(rng: np.random.Generator, n: int, length: int) -> np.ndarr
     return np.asarray(k / np.abs(k).sum(axis=1, keepdims=True), dtype=np.float32)
 
 
-def make_encoder(rng: np.random.Generator, n_neurons: int, grid: tuple[int, int],
-                 cfg: EncoderConfig, temporal: bool) -> Encoder:
+def make_encoder(
+    rng: np.random.Generator,
+    n_neurons: int,
+    grid: tuple[int, int],
+    cfg: EncoderConfig,
+    temporal: bool,
+) -> Encoder:
     """Draw one mouse's neurons (uncalibrated: call :func:`calibrate` before use)."""
     h, w = grid
     n_ori, n_per = cfg.n_orientations, len(cfg.periods)
     ori = rng.integers(0, n_ori, n_neurons)
     per = rng.integers(0, n_per, n_neurons)
     cortex = rng.random((n_neurons, 2))
-    rf = np.stack([h * (0.25 + 0.5 * cortex[:, 0]) + rng.normal(0, 0.6, n_neurons),
-                   w * (0.2 + 0.6 * cortex[:, 1]) + rng.normal(0, 1.0, n_neurons)], axis=1)
+    rf = np.stack(
+        [
+            h * (0.25 + 0.5 * cortex[:, 0]) + rng.normal(0, 0.6, n_neurons),
+            w * (0.2 + 0.6 * cortex[:, 1]) + rng.normal(0, 1.0, n_neurons),
+        ],
+        axis=1,
+    )
     is_complex = rng.random(n_neurons) < cfg.complex_fraction
     params: dict[str, np.ndarray] = {
         "cortex": cortex,
@@ -439,8 +477,9 @@ def make_encoder(rng: np.random.Generator, n_neurons: int, grid: tuple[int, int]
         "slope": rng.uniform(1.0, 2.5, n_neurons).astype(np.float32),
         "amplitude": rng.lognormal(0.0, 0.5, n_neurons).astype(np.float32),
         "fano": (cfg.fano * rng.lognormal(0.0, 0.3, n_neurons)).astype(np.float32),
-        "gain_weights": np.stack([rng.normal(1.0, 0.3, n_neurons),
-                                  rng.normal(0.7, 0.3, n_neurons)], axis=1).astype(np.float32),
+        "gain_weights": np.stack(
+            [rng.normal(1.0, 0.3, n_neurons), rng.normal(0.7, 0.3, n_neurons)], axis=1
+        ).astype(np.float32),
     }
     if temporal:
         params["temporal_kernel"] = _temporal_kernels(rng, n_neurons, cfg.temporal_length)

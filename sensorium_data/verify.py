@@ -13,6 +13,7 @@ import numpy as np
 import zarr
 
 from .convert import first_nan_frame
+from .errors import SensoriumDataError
 from .export import iter_blocks
 from .filetree import FileTree, open_tree
 from .layout import restore_values
@@ -56,7 +57,7 @@ def verify(
         tree = src if isinstance(src, FileTree) else open_tree(src, source_options)
         try:
             mouse = _resolve_mouse(mice, tree.data_key, store)
-        except Exception as exc:  # missing or incomplete mouse
+        except (SensoriumDataError, KeyError) as exc:  # missing or incomplete mouse
             problems.append(f"{tree.name}: {exc}")
             continue
         problems += _verify_mouse(root[mouse], tree, max_differences - len(problems), progress)
@@ -85,7 +86,9 @@ def _verify_mouse(group: zarr.Group, tree: FileTree, budget: int, progress: bool
         return out
     valid = None
     total = tree.n_trials * len(tree.data_keys)
-    with tqdm(total=total, unit="trial", desc=f"verify {tree.data_key}", disable=not progress) as bar:
+    with tqdm(
+        total=total, unit="trial", desc=f"verify {tree.data_key}", disable=not progress
+    ) as bar:
         for key in tree.data_keys:
             if f"data/{key}" not in stored or len(out) >= budget:
                 continue
@@ -93,8 +96,9 @@ def _verify_mouse(group: zarr.Group, tree: FileTree, budget: int, progress: bool
             for start, stop, block in iter_blocks(arr):
                 src = tree.read_trials(key, range(start, stop))
                 if not _same(block, src):
-                    out.append(f"{where}: data/{key} trials {start}..{stop - 1}: "
-                               + _describe(block, src))
+                    out.append(
+                        f"{where}: data/{key} trials {start}..{stop - 1}: " + _describe(block, src)
+                    )
                     break
                 if tree.kind == "dynamic" and "frame" in (arr.metadata.dimension_names or ()):
                     if valid is None:
@@ -105,8 +109,10 @@ def _verify_mouse(group: zarr.Group, tree: FileTree, budget: int, progress: bool
         got = group["valid_frames"][...]
         if not np.array_equal(got, valid):
             out.append(f"{where}: coordinate 'valid_frames': " + _describe(got, valid))
-    for field, arr in [*[(f"meta/trials/{k}", v) for k, v in tree.meta_trials.items()],
-                       *[(f"meta/neurons/{k}", v) for k, v in tree.meta_neurons.items()]]:
+    for field, arr in [
+        *[(f"meta/trials/{k}", v) for k, v in tree.meta_trials.items()],
+        *[(f"meta/neurons/{k}", v) for k, v in tree.meta_neurons.items()],
+    ]:
         if field in stored:
             name = stored[field]
             got = restore_values(group[name][...], variables[name])
@@ -118,16 +124,21 @@ def _verify_mouse(group: zarr.Group, tree: FileTree, budget: int, progress: bool
 
 
 def _same_meta(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.dtype == object or b.dtype == object:
-        return a.shape == b.shape and a.dtype == b.dtype and all(
-            type(x) is type(y) and (x == y or (x != x and y != y))
-            for x, y in zip(a.flat, b.flat, strict=True)
+    if object in (a.dtype, b.dtype):
+        return (
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and all(
+                type(x) is type(y) and (x == y or (x != x and y != y))
+                for x, y in zip(a.flat, b.flat, strict=True)
+            )
         )
     return _same(a, b)
 
 
-def _verify_statistics(group: zarr.Group, tree: FileTree, meta: dict[str, Any],
-                       where: str) -> list[str]:
+def _verify_statistics(
+    group: zarr.Group, tree: FileTree, meta: dict[str, Any], where: str
+) -> list[str]:
     out = []
     recorded = meta.get("statistics", {})
     for key, subs in tree.statistics.items():
@@ -149,7 +160,7 @@ def _verify_index(group: zarr.Group, tree: FileTree, where: str) -> list[str]:
     if not np.array_equal(group["trial"][...], np.arange(tree.n_trials)):
         out.append(f"{where}: coordinate 'trial' is not the file index 0..{tree.n_trials - 1}")
     unit_ids = tree.meta_neurons.get("unit_ids")
-    if unit_ids is not None and unit_ids.ndim == 1 and unit_ids.dtype.kind in "iu":
-        if not np.array_equal(group["neuron"][...], unit_ids):
-            out.append(f"{where}: coordinate 'neuron' differs from meta/neurons/unit_ids")
+    is_index = unit_ids is not None and unit_ids.ndim == 1 and unit_ids.dtype.kind in "iu"
+    if is_index and not np.array_equal(group["neuron"][...], unit_ids):
+        out.append(f"{where}: coordinate 'neuron' differs from meta/neurons/unit_ids")
     return out

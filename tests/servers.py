@@ -35,10 +35,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 __all__ = [
+    "TEST_AWS_ENV",
     "MotoS3Server",
     "RangeHTTPServer",
     "RequestRecord",
-    "TEST_AWS_ENV",
     "close_cached_filesystems",
     "parse_byte_range",
     "upload_dir",
@@ -123,13 +123,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         finally:
             self.server.track(self.connection, add=False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: no line on stderr per request."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve(body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve(body=False)
 
     def _serve(self, *, body: bool) -> None:
@@ -529,7 +529,7 @@ def close_cached_filesystems() -> None:
             if getattr(fs, "asynchronous", False):
                 try:
                     sync(_close_async_filesystem(fs))
-                except Exception:  # noqa: BLE001 - best effort: never fail a teardown on this
+                except Exception:
                     pass
         cls.clear_instance_cache()
 

@@ -58,8 +58,11 @@ def _bad_meta_npy(root: Path) -> None:
 
 
 def _pickle(root: Path) -> None:
-    np.save(root / "meta" / "trials" / "frame_trial_ts.npy",
-            np.array([_Evil()] * 37, dtype=object), allow_pickle=True)
+    np.save(
+        root / "meta" / "trials" / "frame_trial_ts.npy",
+        np.array([_Evil()] * 37, dtype=object),
+        allow_pickle=True,
+    )
 
 
 def _bad_name(root: Path) -> None:
@@ -67,21 +70,52 @@ def _bad_name(root: Path) -> None:
 
 
 BREAKERS: dict[str, tuple[Callable[[Path], None], type[Exception], str]] = {
-    "unequal-trial-counts": (_unequal, InvalidFileTreeError,
-                             r"unequal numbers of trial files \(data/behavior: 36, .*data/images: 37"),
-    "missing-trial-file": (_missing, InvalidFileTreeError, r"data/behavior/4.npy: trial file is missing \(data/behavior/ holds 37 files numbered up to 37\)"),
-    "trial-shape-differs": (_shape, InvalidFileTreeError,
-                            r"data/responses/30.npy: shape \(6,\) dtype float32 differs from trial 0's shape \(5,\)"),
-    "trial-dtype-differs": (_dtype, InvalidFileTreeError,
-                            r"data/behavior/12.npy: shape \(3,\) dtype float64 differs from trial 0's shape \(3,\) dtype float32"),
-    "trial-meta-length": (_trials_meta, InvalidFileTreeError,
-                          r"meta/trials/frame_image_id.npy: has length 36 but the tree has 37 trials"),
-    "neuron-meta-length": (_neurons_meta, InvalidFileTreeError,
-                           r"meta/neurons/area.npy: has length 4 but the tree has 5 neurons"),
+    "unequal-trial-counts": (
+        _unequal,
+        InvalidFileTreeError,
+        r"unequal numbers of trial files \(data/behavior: 36, .*data/images: 37",
+    ),
+    "missing-trial-file": (
+        _missing,
+        InvalidFileTreeError,
+        r"data/behavior/4.npy: trial file is missing \(data/behavior/ holds 37 files numbered up to 37\)",
+    ),
+    "trial-shape-differs": (
+        _shape,
+        InvalidFileTreeError,
+        r"data/responses/30.npy: shape \(6,\) dtype float32 differs from trial 0's shape \(5,\)",
+    ),
+    "trial-dtype-differs": (
+        _dtype,
+        InvalidFileTreeError,
+        r"data/behavior/12.npy: shape \(3,\) dtype float64 differs from trial 0's shape \(3,\) dtype float32",
+    ),
+    "trial-meta-length": (
+        _trials_meta,
+        InvalidFileTreeError,
+        r"meta/trials/frame_image_id.npy: has length 36 but the tree has 37 trials",
+    ),
+    "neuron-meta-length": (
+        _neurons_meta,
+        InvalidFileTreeError,
+        r"meta/neurons/area.npy: has length 4 but the tree has 5 neurons",
+    ),
     "trial-not-npy": (_not_npy, InvalidFileTreeError, r"data/images/9.npy: not a valid .npy file"),
-    "meta-not-npy": (_bad_meta_npy, InvalidFileTreeError, r"meta/trials/tiers.npy: not a valid .npy file"),
-    "unsafe-pickle": (_pickle, UnsafePickleError, r"meta/trials/frame_trial_ts.npy: refused to unpickle"),
-    "bad-trial-name": (_bad_name, InvalidFileTreeError, r"data/responses/extra.npy: unexpected file name"),
+    "meta-not-npy": (
+        _bad_meta_npy,
+        InvalidFileTreeError,
+        r"meta/trials/tiers.npy: not a valid .npy file",
+    ),
+    "unsafe-pickle": (
+        _pickle,
+        UnsafePickleError,
+        r"meta/trials/frame_trial_ts.npy: refused to unpickle",
+    ),
+    "bad-trial-name": (
+        _bad_name,
+        InvalidFileTreeError,
+        r"data/responses/extra.npy: unexpected file name",
+    ),
 }
 
 
@@ -100,7 +134,9 @@ def assert_nothing_finished(store: Path) -> None:
 
 @pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
 @pytest.mark.parametrize("breaker", list(BREAKERS))
-def test_bad_tree_gives_clear_error_and_no_store(tmp_path: Path, breaker: str, as_zip: bool) -> None:
+def test_bad_tree_gives_clear_error_and_no_store(
+    tmp_path: Path, breaker: str, as_zip: bool
+) -> None:
     edit, error, message = BREAKERS[breaker]
     root = write_tree(tmp_path)
     edit(root)
@@ -138,16 +174,32 @@ def _zip_with(tmp_path: Path, members: dict[str, bytes]) -> Path:
 @pytest.mark.parametrize(
     "members, message",
     [
-        ({"top/data/responses/0.npy": b"", "../escape.npy": b"x"}, "would escape the zip's top folder"),
+        (
+            {"top/data/responses/0.npy": b"", "../escape.npy": b"x"},
+            "would escape the zip's top folder",
+        ),
         ({"top/data/responses/0.npy": b"", "top/../../etc/x": b"x"}, "would escape"),
         ({"/abs/data/responses/0.npy": b""}, "would escape"),
-        ({"data/responses/0.npy": b"", "config.json": b"{}"}, "'config.json' lie at the zip's root"),
+        (
+            {"data/responses/0.npy": b"", "config.json": b"{}"},
+            "'config.json' lie at the zip's root",
+        ),
         ({"config.json": b"{}"}, "lie at the zip's root; expected exactly one top-level folder"),
-        ({"a/data/responses/0.npy": b"", "b/data/responses/0.npy": b""},
-         "expected exactly one top-level folder in the zip, found 2: a, b"),
+        (
+            {"a/data/responses/0.npy": b"", "b/data/responses/0.npy": b""},
+            "expected exactly one top-level folder in the zip, found 2: a, b",
+        ),
         ({}, "found 0"),
     ],
-    ids=["dotdot", "nested-dotdot", "absolute", "loose-and-folder", "no-folder", "two-folders", "empty"],
+    ids=[
+        "dotdot",
+        "nested-dotdot",
+        "absolute",
+        "loose-and-folder",
+        "no-folder",
+        "two-folders",
+        "empty",
+    ],
 )
 def test_bad_zip_layouts(tmp_path: Path, members: dict[str, bytes], message: str) -> None:
     src = _zip_with(tmp_path, members)

@@ -40,7 +40,7 @@ def test_convert_verify_info_export(tmp_path: Path, synth_trees: list[Path], cap
     assert "in the store" in info and "of source files" in info
 
     dynamic = synth_trees[0]
-    mouse = dynamic.name[len("dynamic"):].split("-Video")[0]
+    mouse = dynamic.name[len("dynamic") :].split("-Video")[0]
     assert main(["export", str(store), mouse, str(tmp_path / "exp"), "--no-progress"]) == 0
     assert same_files(dynamic, tmp_path / "exp" / dynamic.name) == []
     assert main(["export", str(store), mouse, str(tmp_path / "exp"), "--no-progress"]) == 1
@@ -52,17 +52,37 @@ def test_convert_verify_info_export(tmp_path: Path, synth_trees: list[Path], cap
     arr[5] = block
     assert main(["verify", str(store), str(dynamic), "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert f"mouse {mouse}: data/responses trials 4..7: 1 values differ, first at index (1, 0, 0)" in err
+    assert (
+        f"mouse {mouse}: data/responses trials 4..7: 1 values differ, first at index (1, 0, 0)"
+        in err
+    )
 
 
-def test_convert_refuses_twice_and_overwrites(tmp_path: Path, synth_trees: list[Path], capsys) -> None:
+def test_convert_refuses_twice_and_overwrites(
+    tmp_path: Path, synth_trees: list[Path], capsys
+) -> None:
     store = str(tmp_path / "s.zarr")
     src = str(synth_trees[1])
     assert main(["convert", src, "-o", store, "--no-progress"]) == 0
     assert main(["convert", src, "-o", store, "--no-progress"]) == 1
     assert "already holds mouse" in (err := capsys.readouterr().err) and "--overwrite" in err
-    assert main(["convert", src, "-o", store, "--no-progress", "--overwrite",
-                 "--trials-per-shard", "64", "--compressor", "zstd"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                src,
+                "-o",
+                store,
+                "--no-progress",
+                "--overwrite",
+                "--trials-per-shard",
+                "64",
+                "--compressor",
+                "zstd",
+            ]
+        )
+        == 0
+    )
     arr = zarr.open_array(f"{store}/{Path(src).name[6:].split('-Gray')[0]}/images", mode="r")
     assert arr.shards[0] == 64
 
@@ -83,8 +103,9 @@ def test_errors_exit_1_with_a_message(tmp_path: Path, capsys) -> None:
 def test_demo_console_script(tmp_path: Path) -> None:
     exe = shutil.which("sensorium-data")
     assert exe, "the console script is installed by pip install -e ."
-    proc = subprocess.run([exe, "demo", "--workdir", str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [exe, "demo", "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert "3. verify: store equals its sources" in proc.stdout
     assert proc.stdout.count("complete)") == 3

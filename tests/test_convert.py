@@ -59,7 +59,10 @@ def test_schema_of_an_opened_mouse(tmp_path: Path, kind: str) -> None:
     if kind == "static":
         assert ds[stimulus].dims == ("trial", "channel", "height", "width")
         assert list(ds.behavior_variable.values) == [
-            "pupil_dilation", "pupil_dilation_derivative", "running_speed"]
+            "pupil_dilation",
+            "pupil_dilation_derivative",
+            "running_speed",
+        ]
         assert ds.responses.dims == ("trial", "neuron")
     else:
         assert ds[stimulus].dims == ("trial", "height", "width", "frame")
@@ -75,7 +78,8 @@ def test_schema_of_an_opened_mouse(tmp_path: Path, kind: str) -> None:
     stats = sd.open_statistics(store)
     np.testing.assert_array_equal(
         stats["responses"]["all"]["std"].values,
-        np.load(src / "meta/statistics/responses/all/std.npy"))
+        np.load(src / "meta/statistics/responses/all/std.npy"),
+    )
     assert set(stats["responses"]) == {"all", "stimulus_frame"}
     meta = ds.attrs["sensorium"]
     assert meta["kind"] == kind and meta["source_name"] == src.name and meta["complete"] is True
@@ -129,8 +133,9 @@ def test_same_mouse_twice_is_refused_unless_overwrite(tmp_path: Path) -> None:
 def test_chunking_options_are_applied_and_lossless(tmp_path: Path) -> None:
     src = write_tree(tmp_path, "dynamic", n_trials=11, n_frames=30, n_neurons=3)
     store = tmp_path / "s.zarr"
-    opts = sd.ChunkOptions(trials_per_chunk=2, trials_per_shard=5, frames_per_chunk=7,
-                           compressor="zstd", clevel=3)
+    opts = sd.ChunkOptions(
+        trials_per_chunk=2, trials_per_shard=5, frames_per_chunk=7, compressor="zstd", clevel=3
+    )
     sd.convert([src], store, chunking=opts, progress=False)
     arr = zarr.open_array(str(store / "22222-2-2" / "videos"), mode="r")
     assert arr.chunks == (2, 6, 10, 7) and arr.shards == (4, 6, 10, 35)
@@ -144,14 +149,17 @@ def test_chunking_options_are_applied_and_lossless(tmp_path: Path) -> None:
 def test_full_size_trial_shapes_get_frame_chunks(tmp_path: Path) -> None:
     from sensorium_data.schema import ChunkOptions, choose_chunks
 
-    chunks, shards = choose_chunks("dynamic", ("trial", "neuron", "frame"), (700, 8000, 300), 4,
-                                   ChunkOptions())
+    chunks, shards = choose_chunks(
+        "dynamic", ("trial", "neuron", "frame"), (700, 8000, 300), 4, ChunkOptions()
+    )
     assert chunks == (1, 8000, 25) and shards == (4, 8000, 300)
-    chunks, shards = choose_chunks("dynamic", ("trial", "behavior_variable", "frame"),
-                                   (700, 2, 300), 4, ChunkOptions())
+    chunks, shards = choose_chunks(
+        "dynamic", ("trial", "behavior_variable", "frame"), (700, 2, 300), 4, ChunkOptions()
+    )
     assert chunks == (1, 2, 300)  # small trials: one chunk per trial, no frame split
-    chunks, shards = choose_chunks("static", ("trial", "channel", "height", "width"),
-                                   (6000, 1, 144, 256), 4, ChunkOptions())
+    chunks, shards = choose_chunks(
+        "static", ("trial", "channel", "height", "width"), (6000, 1, 144, 256), 4, ChunkOptions()
+    )
     assert chunks == (16, 1, 144, 256) and shards == (512, 1, 144, 256)
 
 
@@ -169,10 +177,10 @@ def test_dask_distributed_cluster(tmp_path: Path) -> None:
     src = write_tree(tmp_path, "static", n_trials=70)
     store = tmp_path / "s.zarr"
     opts = sd.ChunkOptions(trials_per_chunk=4, trials_per_shard=8)  # 9 tasks over 2 processes
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        sd.convert([src], store, scheduler=cluster.scheduler_address, chunking=opts,
-                   progress=False)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        sd.convert([src], store, scheduler=cluster.scheduler_address, chunking=opts, progress=False)
     assert verify(store, [src]) == []
 
 
@@ -191,7 +199,9 @@ def test_open_errors(tmp_path: Path) -> None:
     a = write_tree(tmp_path, name="static11111-1-1-GrayImageNet-x")
     b = write_tree(tmp_path, name="static22222-1-1-GrayImageNet-x")
     sd.convert([a, b], tmp_path / "s.zarr", progress=False)
-    with pytest.raises(sd.MouseNotFoundError, match=r"holds 2 mice \(11111-1-1, 22222-1-1\); pass mouse"):
+    with pytest.raises(
+        sd.MouseNotFoundError, match=r"holds 2 mice \(11111-1-1, 22222-1-1\); pass mouse"
+    ):
         sd.open_mouse(tmp_path / "s.zarr")
     with pytest.raises(KeyError, match="holds no mouse '99999-9-9'"):
         sd.open_mouse(tmp_path / "s.zarr", "99999-9-9")

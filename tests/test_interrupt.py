@@ -21,9 +21,23 @@ from sensorium_data.verify import verify
 
 
 def start_convert(src_url: str, store: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "sensorium_data.cli", "convert", src_url, "-o", str(store),
-           "--no-progress", "--scheduler", "synchronous", "--trials-per-chunk", "4",
-           "--trials-per-shard", "4", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sensorium_data.cli",
+        "convert",
+        src_url,
+        "-o",
+        str(store),
+        "--no-progress",
+        "--scheduler",
+        "synchronous",
+        "--trials-per-chunk",
+        "4",
+        "--trials-per-shard",
+        "4",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -70,7 +84,9 @@ def test_kill_9_leaves_an_incomplete_mouse_that_rerunning_redoes(tmp_path, slow_
     assert verify(store, [src]) == []
 
 
-def test_kill_9_during_overwrite_does_not_leave_the_old_mouse_looking_finished(tmp_path, slow_source) -> None:
+def test_kill_9_during_overwrite_does_not_leave_the_old_mouse_looking_finished(
+    tmp_path, slow_source
+) -> None:
     src, url = slow_source
     store = tmp_path / "s.zarr"
     sd.convert([src], store, progress=False)

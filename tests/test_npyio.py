@@ -30,8 +30,13 @@ def test_plain_arrays_equal_np_load(arr: np.ndarray) -> None:
     np.testing.assert_array_equal(got, arr)
 
 
-plain = st.one_of(st.text(max_size=8), st.integers(-10**12, 10**12), st.booleans(), st.none(),
-                  st.floats(allow_nan=True))
+plain = st.one_of(
+    st.text(max_size=8),
+    st.integers(-(10**12), 10**12),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True),
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -79,7 +84,9 @@ def test_unsafe_pickles_are_refused_with_the_file_named(payload: np.ndarray) -> 
 
 def test_handcrafted_pickle_calling_a_builtin_is_refused() -> None:
     buf = io.BytesIO()  # a valid object-array header followed by a pickle of a builtin
-    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|O", "fortran_order": False, "shape": (1,)}
+    )
     raw = buf.getvalue() + pickle.dumps(eval)
     with pytest.raises(UnsafePickleError, match="builtins.eval"):
         load_npy(raw, "evil.npy")

@@ -16,8 +16,15 @@ from sensorium_data.synthetic import synthesize
 
 STATIC_KEYS = {"images": (1, 144, 256), "responses": (64,), "behavior": (3,), "pupil_center": (2,)}
 STATS = {"mean", "std", "min", "max", "median"}
-DYNAMIC_TIERS = {"train", "oracle", "live_test_main", "live_test_bonus", "final_test_main",
-                 "final_test_bonus", "none"}
+DYNAMIC_TIERS = {
+    "train",
+    "oracle",
+    "live_test_main",
+    "live_test_bonus",
+    "final_test_main",
+    "final_test_bonus",
+    "none",
+}
 
 
 def _load(tree: pathlib.Path, key: str, i: int | np.integer[Any]) -> np.ndarray:
@@ -94,8 +101,15 @@ class TestStaticLayout:
     def test_meta_trials(self, static_trees: list[pathlib.Path]) -> None:
         for m, tree in enumerate(static_trees):
             fields = {p.stem for p in (tree / "meta" / "trials").iterdir()}
-            assert fields == {"tiers", "frame_image_id", "frame_image_class", "trial_idx",
-                              "frame_trial_ts", "scan_idx", "frame_pre_blank_period"}
+            assert fields == {
+                "tiers",
+                "frame_image_id",
+                "frame_image_class",
+                "trial_idx",
+                "frame_trial_ts",
+                "scan_idx",
+                "frame_pre_blank_period",
+            }
             for name in fields:
                 assert len(_meta(tree, "trials", name)) == 240
             tiers = _meta(tree, "trials", "tiers")
@@ -123,8 +137,9 @@ class TestStaticLayout:
         responses = np.stack([_load(tree, "responses", i) for i in train])
         stats = tree / "meta" / "statistics" / "responses" / "all"
         np.testing.assert_allclose(np.load(stats / "mean.npy"), responses.mean(0), rtol=1e-5)
-        np.testing.assert_allclose(np.load(stats / "median.npy"), np.median(responses, 0),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            np.load(stats / "median.npy"), np.median(responses, 0), rtol=1e-5
+        )
         images = np.stack([_load(tree, "images", i) for i in train[:200]])
         if len(train) <= 200:
             stats = tree / "meta" / "statistics" / "images" / "all"
@@ -140,8 +155,12 @@ class TestStaticLayout:
 
 class TestDynamicLayout:
     def test_folder_and_data_files(self, dynamic_trees: list[pathlib.Path]) -> None:
-        shapes = {"videos": (36, 64, 90), "responses": (32, 90), "behavior": (2, 90),
-                  "pupil_center": (2, 90)}
+        shapes = {
+            "videos": (36, 64, 90),
+            "responses": (32, 90),
+            "behavior": (2, 90),
+            "pupil_center": (2, 90),
+        }
         for tree in dynamic_trees:
             assert re.fullmatch(r"dynamic\d+-\d+-\d+-Video-[0-9a-f]{32}", tree.name), tree.name
             for key, shape in shapes.items():
@@ -166,8 +185,9 @@ class TestDynamicLayout:
         truth = _truth(tree)
         lengths = []
         for i in range(60):
-            arrays = {k: _load(tree, k, i) for k in ("videos", "responses", "behavior",
-                                                      "pupil_center")}
+            arrays = {
+                k: _load(tree, k, i) for k in ("videos", "responses", "behavior", "pupil_center")
+            }
             length = int(np.argmax(np.isnan(arrays["videos"][0, 0]))) or 90
             for key, arr in arrays.items():
                 assert not np.isnan(arr[..., :length]).any(), (i, key)
@@ -185,15 +205,14 @@ class TestDynamicLayout:
         train = np.flatnonzero(_meta(tree, "trials", "tiers") == "train")
         behavior = np.stack([_load(tree, "behavior", i) for i in train])
         folder = tree / "meta" / "statistics" / "behavior" / "all"
-        np.testing.assert_allclose(np.load(folder / "mean.npy"), np.nanmean(behavior, 0),
-                                   rtol=1e-5)
-        np.testing.assert_allclose(np.load(folder / "median.npy"), np.nanmedian(behavior, 0),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(np.load(folder / "mean.npy"), np.nanmean(behavior, 0), rtol=1e-5)
+        np.testing.assert_allclose(
+            np.load(folder / "median.npy"), np.nanmedian(behavior, 0), rtol=1e-5
+        )
 
 
 class TestSharedStimuli:
-    def test_static_test_images_shared_and_repeated(self,
-                                                    static_trees: list[pathlib.Path]) -> None:
+    def test_static_test_images_shared_and_repeated(self, static_trees: list[pathlib.Path]) -> None:
         by_id: dict[int, bytes] = {}
         id_sets = []
         for tree in static_trees:
@@ -208,8 +227,10 @@ class TestSharedStimuli:
             id_sets.append(set(ids[test]))
             assert not set(ids[test]) & set(ids[tiers == "train"])
         assert id_sets[0] == id_sets[1]
-        train_ids = [set(_meta(t, "trials", "frame_image_id")[_meta(t, "trials", "tiers") ==
-                                                              "train"]) for t in static_trees]
+        train_ids = [
+            set(_meta(t, "trials", "frame_image_id")[_meta(t, "trials", "tiers") == "train"])
+            for t in static_trees
+        ]
         assert not train_ids[0] & train_ids[1]
 
     def test_dynamic_repeated_clips(self, dynamic_trees: list[pathlib.Path]) -> None:
@@ -254,13 +275,16 @@ class TestCompetition:
         for i in np.flatnonzero(tiers == "oracle"):
             assert np.nan_to_num(_load(comp, "responses", i)).any()
         tiers = _meta(normal, "trials", "tiers")
-        assert any(np.nan_to_num(_load(normal, "responses", i)).any()
-                   for i in np.flatnonzero(tiers == "live_test_main"))
+        assert any(
+            np.nan_to_num(_load(normal, "responses", i)).any()
+            for i in np.flatnonzero(tiers == "live_test_main")
+        )
 
     @pytest.mark.parametrize("flag", [True, False])
     def test_forced(self, tmp_path: pathlib.Path, flag: bool) -> None:
-        trees = synthesize(tmp_path, kind="static", n_trials=30, n_neurons=3, image_size=(18, 32),
-                           competition=flag)
+        trees = synthesize(
+            tmp_path, kind="static", n_trials=30, n_neurons=3, image_size=(18, 32), competition=flag
+        )
         tiers = set(_meta(trees[0], "trials", "tiers"))
         assert ("final_test" in tiers) is flag
 
@@ -280,9 +304,10 @@ class TestGroundTruth:
         truth = _truth(tree)
         assert truth["rates"].shape == (60, 32, 90)
         train = np.flatnonzero(_meta(tree, "trials", "tiers") == "train")
-        rates = np.concatenate([truth["rates"][i][:, :truth["valid_length"][i]] for i in train], 1)
-        resp = np.concatenate([_load(tree, "responses", i)[:, :truth["valid_length"][i]]
-                               for i in train], 1)
+        rates = np.concatenate([truth["rates"][i][:, : truth["valid_length"][i]] for i in train], 1)
+        resp = np.concatenate(
+            [_load(tree, "responses", i)[:, : truth["valid_length"][i]] for i in train], 1
+        )
         assert np.mean(_corr(rates.T, resp.T)) > 0.3
 
     def test_behavior_modulates_gain(self, static_trees: list[pathlib.Path]) -> None:
@@ -309,14 +334,22 @@ class TestGroundTruth:
 class TestDeterminism:
     @staticmethod
     def _files(root: pathlib.Path) -> dict[str, bytes]:
-        return {p.relative_to(root).as_posix(): p.read_bytes()
-                for p in sorted(root.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
 
     @pytest.mark.parametrize("kind", ["static", "dynamic"])
     def test_same_seed_same_bytes(self, tmp_path: pathlib.Path, kind: str) -> None:
-        kwargs: dict[str, Any] = {"kind": kind, "n_mice": 2, "n_trials": 30, "n_neurons": 4,
-                  "image_size": (18, 32) if kind == "static" else None,
-                  "n_frames": 12 if kind == "dynamic" else None}
+        kwargs: dict[str, Any] = {
+            "kind": kind,
+            "n_mice": 2,
+            "n_trials": 30,
+            "n_neurons": 4,
+            "image_size": (18, 32) if kind == "static" else None,
+            "n_frames": 12 if kind == "dynamic" else None,
+        }
         synthesize(tmp_path / "a", seed=3, **kwargs)
         synthesize(tmp_path / "b", seed=3, **kwargs)
         synthesize(tmp_path / "c", seed=4, **kwargs)
@@ -331,9 +364,15 @@ class TestDeterminism:
 class TestZip:
     @pytest.mark.parametrize("kind", ["static", "dynamic"])
     def test_zip(self, tmp_path: pathlib.Path, kind: str) -> None:
-        zips = synthesize(tmp_path, kind=kind, n_trials=30, n_neurons=4, as_zip=True,
-                          image_size=(18, 32) if kind == "static" else None,
-                          n_frames=12 if kind == "dynamic" else None)
+        zips = synthesize(
+            tmp_path,
+            kind=kind,
+            n_trials=30,
+            n_neurons=4,
+            as_zip=True,
+            image_size=(18, 32) if kind == "static" else None,
+            n_frames=12 if kind == "dynamic" else None,
+        )
         (path,) = zips
         assert path.suffix == ".zip" and path.is_file()
         name = path.name[:-4]
@@ -356,30 +395,34 @@ class TestZip:
 
 
 class TestArguments:
-    @pytest.mark.parametrize(("kwargs", "argument"), [
-        ({"kind": "video"}, "kind"),
-        ({"kind": "static", "n_mice": 0}, "n_mice"),
-        ({"kind": "static", "n_mice": True}, "n_mice"),
-        ({"kind": "static", "n_trials": 5}, "n_trials"),
-        ({"kind": "dynamic", "n_trials": 10}, "n_trials"),
-        ({"kind": "static", "n_trials": 100.0}, "n_trials"),
-        ({"kind": "static", "n_neurons": 0}, "n_neurons"),
-        ({"kind": "dynamic", "n_frames": 2}, "n_frames"),
-        ({"kind": "static", "n_frames": 30}, "n_frames"),
-        ({"kind": "static", "image_size": (0, 64)}, "image_size"),
-        ({"kind": "static", "image_size": (36,)}, "image_size"),
-        ({"kind": "static", "image_size": (36.0, 64)}, "image_size"),
-        ({"kind": "static", "seed": -1}, "seed"),
-        ({"kind": "static", "competition": "yes"}, "competition"),
-    ])
-    def test_bad_argument(self, tmp_path: pathlib.Path, kwargs: dict[str, Any],
-                          argument: str) -> None:
+    @pytest.mark.parametrize(
+        ("kwargs", "argument"),
+        [
+            ({"kind": "video"}, "kind"),
+            ({"kind": "static", "n_mice": 0}, "n_mice"),
+            ({"kind": "static", "n_mice": True}, "n_mice"),
+            ({"kind": "static", "n_trials": 5}, "n_trials"),
+            ({"kind": "dynamic", "n_trials": 10}, "n_trials"),
+            ({"kind": "static", "n_trials": 100.0}, "n_trials"),
+            ({"kind": "static", "n_neurons": 0}, "n_neurons"),
+            ({"kind": "dynamic", "n_frames": 2}, "n_frames"),
+            ({"kind": "static", "n_frames": 30}, "n_frames"),
+            ({"kind": "static", "image_size": (0, 64)}, "image_size"),
+            ({"kind": "static", "image_size": (36,)}, "image_size"),
+            ({"kind": "static", "image_size": (36.0, 64)}, "image_size"),
+            ({"kind": "static", "seed": -1}, "seed"),
+            ({"kind": "static", "competition": "yes"}, "competition"),
+        ],
+    )
+    def test_bad_argument(
+        self, tmp_path: pathlib.Path, kwargs: dict[str, Any], argument: str
+    ) -> None:
         with pytest.raises(ValueError, match=argument):
             synthesize(tmp_path, **kwargs)
         assert not any(tmp_path.iterdir())
 
-    def test_progress_bar(self, tmp_path: pathlib.Path,
-                          capsys: pytest.CaptureFixture[str]) -> None:
-        synthesize(tmp_path, kind="static", n_trials=30, n_neurons=2, image_size=(18, 32),
-                   progress=True)
+    def test_progress_bar(self, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+        synthesize(
+            tmp_path, kind="static", n_trials=30, n_neurons=2, image_size=(18, 32), progress=True
+        )
         assert "30/30" in capsys.readouterr().err

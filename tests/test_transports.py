@@ -31,7 +31,9 @@ def assert_equal_to_local(url: str, local: Path, **kw: object) -> None:
     tree = sd.open_store(url, **kw)
     assert set(tree.children) == {"11111-1-1", "22222-2-2"}
     stats = sd.open_statistics(url, "22222-2-2", **kw)
-    xr.testing.assert_identical(stats["videos"]["all"], sd.open_statistics(local, "22222-2-2")["videos"]["all"])
+    xr.testing.assert_identical(
+        stats["videos"]["all"], sd.open_statistics(local, "22222-2-2")["videos"]["all"]
+    )
 
 
 def test_memory_store(local_store: tuple[Path, list[Path]]) -> None:
@@ -50,7 +52,9 @@ def test_http_store(local_store: tuple[Path, list[Path]], http_server) -> None:
     assert any(r.range for r in srv.requests)  # shards are read by byte ranges
 
 
-def test_http_open_reads_consolidated_metadata_and_no_data(local_store: tuple[Path, list[Path]], http_server) -> None:
+def test_http_open_reads_consolidated_metadata_and_no_data(
+    local_store: tuple[Path, list[Path]], http_server
+) -> None:
     store, _ = local_store
     srv = http_server(store.parent)
     sd.open_mouse(srv.url_for("store.zarr"), "22222-2-2")
@@ -60,7 +64,9 @@ def test_http_open_reads_consolidated_metadata_and_no_data(local_store: tuple[Pa
     assert not [p for p in paths if any(f"/22222-2-2/{v}/" in p for v in data_vars)]
 
 
-def test_s3_store_and_simplecache(local_store: tuple[Path, list[Path]], s3_server, s3_bucket, tmp_path) -> None:
+def test_s3_store_and_simplecache(
+    local_store: tuple[Path, list[Path]], s3_server, s3_bucket, tmp_path
+) -> None:
     store, _ = local_store
     url = f"s3://{s3_bucket}/store.zarr"
     upload_dir(store, url, s3_server.storage_options)
@@ -71,7 +77,9 @@ def test_s3_store_and_simplecache(local_store: tuple[Path, list[Path]], s3_serve
     assert any((tmp_path / "c").iterdir())
 
 
-def test_convert_straight_into_s3(local_store: tuple[Path, list[Path]], s3_server, s3_bucket) -> None:
+def test_convert_straight_into_s3(
+    local_store: tuple[Path, list[Path]], s3_server, s3_bucket
+) -> None:
     store, trees = local_store
     url = f"s3://{s3_bucket}/direct.zarr"
     sd.convert(trees, url, storage_options=s3_server.storage_options, progress=False)
@@ -79,7 +87,9 @@ def test_convert_straight_into_s3(local_store: tuple[Path, list[Path]], s3_serve
 
 
 @pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
-def test_sources_over_http(local_store: tuple[Path, list[Path]], http_server, tmp_path: Path, as_zip: bool) -> None:
+def test_sources_over_http(
+    local_store: tuple[Path, list[Path]], http_server, tmp_path: Path, as_zip: bool
+) -> None:
     store, trees = local_store
     root = trees[1]
     src = zip_tree(root) if as_zip else root
@@ -88,12 +98,16 @@ def test_sources_over_http(local_store: tuple[Path, list[Path]], http_server, tm
     out = tmp_path / "from_http.zarr"
     sd.convert([url], out, progress=False)
     xr.testing.assert_identical(
-        sd.open_mouse(out).drop_attrs().load(), sd.open_mouse(store, "22222-2-2").drop_attrs().load())
+        sd.open_mouse(out).drop_attrs().load(),
+        sd.open_mouse(store, "22222-2-2").drop_attrs().load(),
+    )
     assert verify(out, [url]) == []
 
 
 @pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
-def test_sources_on_s3(local_store: tuple[Path, list[Path]], s3_server, s3_bucket, tmp_path: Path, as_zip: bool) -> None:
+def test_sources_on_s3(
+    local_store: tuple[Path, list[Path]], s3_server, s3_bucket, tmp_path: Path, as_zip: bool
+) -> None:
     store, trees = local_store
     root = trees[0]
     if as_zip:
@@ -106,4 +120,6 @@ def test_sources_on_s3(local_store: tuple[Path, list[Path]], s3_server, s3_bucke
     out = tmp_path / "from_s3.zarr"
     sd.convert([url], out, source_options=s3_server.storage_options, progress=False)
     xr.testing.assert_identical(
-        sd.open_mouse(out).drop_attrs().load(), sd.open_mouse(store, "11111-1-1").drop_attrs().load())
+        sd.open_mouse(out).drop_attrs().load(),
+        sd.open_mouse(store, "11111-1-1").drop_attrs().load(),
+    )

@@ -12,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-STATIC_SHAPES = {"images": (1, 12, 20), "responses": (None,), "behavior": (3,), "pupil_center": (2,)}
-DYNAMIC_SHAPES = {"videos": (6, 10, None), "responses": (None, None), "behavior": (2, None),
-                  "pupil_center": (2, None)}
+STATIC_SHAPES = {
+    "images": (1, 12, 20),
+    "responses": (None,),
+    "behavior": (3,),
+    "pupil_center": (2,),
+}
+DYNAMIC_SHAPES = {
+    "videos": (6, 10, None),
+    "responses": (None, None),
+    "behavior": (2, None),
+    "pupil_center": (2, None),
+}
 
 
 def write_tree(
@@ -31,20 +40,27 @@ def write_tree(
     """Write a valid tree; return its top folder. Trial count deliberately not a chunk multiple."""
     rng = np.random.default_rng(seed)
     if name is None:
-        name = ("static11111-1-1-GrayImageNet-" if kind == "static" else
-                "dynamic22222-2-2-Video-") + "0123456789abcdef0123456789abcdef"
+        name = (
+            "static11111-1-1-GrayImageNet-" if kind == "static" else "dynamic22222-2-2-Video-"
+        ) + "0123456789abcdef0123456789abcdef"
     root = Path(parent) / name
     template = STATIC_SHAPES if kind == "static" else DYNAMIC_SHAPES
     valid = n_frames - rng.integers(0, n_frames // 3, size=n_trials)
     for key, tshape in template.items():
-        shape = tuple(n_neurons if s is None and j == 0 and key == "responses" else
-                      n_frames if s is None else s for j, s in enumerate(tshape))
+        shape = tuple(
+            n_neurons
+            if s is None and j == 0 and key == "responses"
+            else n_frames
+            if s is None
+            else s
+            for j, s in enumerate(tshape)
+        )
         (root / "data" / key).mkdir(parents=True)
         for i in range(n_trials):
             x = rng.normal(size=shape) * 10 + 50
             x = x.astype(image_dtype if key in ("images", "videos") else "float32")
             if kind == "dynamic":
-                x[..., valid[i]:] = np.nan
+                x[..., valid[i] :] = np.nan
             np.save(root / "data" / key / f"{i}.npy", x)
     trials = root / "meta" / "trials"
     neurons = root / "meta" / "neurons"
@@ -55,11 +71,14 @@ def write_tree(
     np.save(trials / "frame_image_id.npy", rng.integers(0, 10, n_trials))
     np.save(trials / "trial_idx.npy", rng.permutation(n_trials))
     np.save(trials / "scan_idx.npy", np.full(n_trials, 3))
-    ts = np.array([f"Timestamp('2019-07-03 10:{i // 60:02d}:{i % 60:02d}')" for i in range(n_trials)],
-                  dtype=object)
+    ts = np.array(
+        [f"Timestamp('2019-07-03 10:{i // 60:02d}:{i % 60:02d}')" for i in range(n_trials)],
+        dtype=object,
+    )
     np.save(trials / "frame_trial_ts.npy", ts, allow_pickle=True)
-    mixed = np.array([i if i % 3 else (None if i % 2 else f"s{i}") for i in range(n_trials)],
-                     dtype=object)
+    mixed = np.array(
+        [i if i % 3 else (None if i % 2 else f"s{i}") for i in range(n_trials)], dtype=object
+    )
     np.save(trials / "mixed_objects.npy", mixed, allow_pickle=True)
     np.save(neurons / "unit_ids.npy", np.sort(rng.choice(10_000, n_neurons, replace=False)))
     np.save(neurons / "scan_idx.npy", np.full(n_neurons, 3))
@@ -70,9 +89,18 @@ def write_tree(
             folder = root / "meta" / "statistics" / key / sub
             folder.mkdir(parents=True)
             for stat in ("mean", "std", "min", "max", "median"):
-                shape = () if key == "images" else tuple(
-                    n_neurons if s is None and j == 0 and key == "responses" else
-                    n_frames if s is None else s for j, s in enumerate(tshape))
+                shape = (
+                    ()
+                    if key == "images"
+                    else tuple(
+                        n_neurons
+                        if s is None and j == 0 and key == "responses"
+                        else n_frames
+                        if s is None
+                        else s
+                        for j, s in enumerate(tshape)
+                    )
+                )
                 np.save(folder / f"{stat}.npy", rng.normal(size=shape))
     (root / "config.json").write_text('{"links": {}}\n')
     return root
