@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "--compressor", default="lz4", choices=["lz4", "lz4hc", "zstd", "blosclz", "zlib"]
     )
     p.add_argument("--clevel", type=int, default=5)
+    p.add_argument("--shuffle", default="shuffle", choices=["shuffle", "bitshuffle", "noshuffle"])
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p, sources=True)
 
@@ -161,6 +162,7 @@ def _convert(args: argparse.Namespace) -> int:
         frames_per_chunk=args.frames_per_chunk,
         compressor=args.compressor,
         clevel=args.clevel,
+        shuffle=args.shuffle,
     )
     mice = convert(
         args.sources,

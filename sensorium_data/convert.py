@@ -18,8 +18,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import multiprocessing
 import os
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import dask
@@ -35,6 +38,8 @@ from .sources import TreeSource
 from .stores import make_store, quiet, store_url
 
 __all__ = ["convert", "first_nan_frame"]
+
+_LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
 
 
 def convert(
@@ -115,8 +120,7 @@ def _as_sources(sources: Sequence[Any]) -> list[Any]:
 
 
 def _check_scheduler(scheduler: str, url: str) -> None:
-    local = ("threads", "processes", "synchronous", "sync", "single-threaded")
-    if scheduler not in local and "://" not in scheduler and ":" not in scheduler:
+    if scheduler not in _LOCAL_SCHEDULERS and "://" not in scheduler and ":" not in scheduler:
         raise ValueError(
             f"scheduler must be threads, processes, synchronous or a dask.distributed address "
             f"like tcp://127.0.0.1:8786; got {scheduler!r}"
@@ -188,7 +192,8 @@ def _convert_mouse(
     try:
         with quiet():  # readers of the consolidated metadata now see the mouse as incomplete
             zarr.consolidate_metadata(root.store)
-        target = (url, json.dumps(storage_options or {}, sort_keys=True), tree.data_key)
+        token = uuid.uuid4().hex  # new array handles per conversion: shapes may have changed
+        target = (url, json.dumps(storage_options or {}, sort_keys=True), tree.data_key, token)
         starts = range(0, tree.n_trials, block)
         tasks = [
             dask.delayed(_write_block, pure=False)(
@@ -215,19 +220,45 @@ def _run(
 ) -> list[Any]:
     from tqdm.auto import tqdm
 
-    total = tree.n_trials
-    with tqdm(total=total, unit="trial", desc=tree.data_key, disable=not progress) as bar:
-        if scheduler in ("threads", "processes", "synchronous", "sync", "single-threaded"):
-            with _ProgressCallback(bar):
-                done = dask.compute(*tasks, scheduler=scheduler, num_workers=num_workers)
+    with tqdm(total=tree.n_trials, unit="trial", desc=tree.data_key, disable=not progress) as bar:
+        if scheduler in _LOCAL_SCHEDULERS:
+            with _local_pool(scheduler, num_workers) as pool, _ProgressCallback(bar):
+                done = dask.compute(*tasks, scheduler=scheduler, pool=pool)
             return [valid for _, valid in done]
-        from distributed import Client, as_completed
+        from distributed import Client, as_completed, wait
 
         with Client(scheduler) as client:
             futures = client.compute(tasks)
-            for fut in as_completed(futures):
-                bar.update(fut.result()[0])
+            try:
+                for fut in as_completed(futures):
+                    bar.update(fut.result()[0])
+            except BaseException:
+                client.cancel(futures)
+                wait(futures)
+                raise
             return [f.result()[1] for f in futures]
+
+
+@contextlib.contextmanager
+def _local_pool(scheduler: str, num_workers: int | None) -> Iterator[Executor | None]:
+    """The pool dask's local scheduler runs on, shut down (running tasks waited for) on exit.
+
+    Waiting matters on failure: a task still writing after the unfinished group was deleted
+    would leave stray shards behind.
+    """
+    workers = num_workers or os.cpu_count() or 1
+    if scheduler == "threads":
+        pool: Executor | None = ThreadPoolExecutor(workers)
+    elif scheduler == "processes":
+        context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+    else:
+        pool = None
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _ProgressCallback(dask.callbacks.Callback):
@@ -240,10 +271,13 @@ class _ProgressCallback(dask.callbacks.Callback):
             self.bar.update(result[0])
 
 
-@functools.lru_cache(maxsize=8)
-def _target_group(url: str, options: str, mouse: str) -> zarr.Group:
+@functools.lru_cache(maxsize=64)
+def _target_array(url: str, options: str, mouse: str, token: str, key: str) -> zarr.Array:
+    """Array ``key`` of the mouse being written, opened once per process and conversion."""
     zstore = make_store(url, json.loads(options) or None, read_only=False)
-    return zarr.open_group(zstore, path=mouse, mode="r+", zarr_format=3, use_consolidated=False)
+    group = zarr.open_group(zstore, path=mouse, mode="r+", zarr_format=3, use_consolidated=False)
+    # every shard is written whole: skip zarr's per-chunk "all fill value?" scan (NaN padding)
+    return group[key].with_config({"write_empty_chunks": True})
 
 
 def first_nan_frame(block: np.ndarray) -> np.ndarray:
@@ -259,17 +293,17 @@ def _write_block(
     source: TreeSource,
     specs: dict[str, Any],
     kind: str,
-    target: tuple[str, str, str],
+    target: tuple[str, str, str, str],
     start: int,
     stop: int,
 ) -> tuple[int, np.ndarray | None]:
     """Read trials ``start:stop`` of every data key and write them (whole shards)."""
-    group = _target_group(*target)
     valid = None
     for key, spec in specs.items():
         block = read_trial_block(source, key, spec, range(start, stop))
-        group[key][start:stop] = block
-        if kind == "dynamic" and "frame" in (group[key].metadata.dimension_names or ()):
+        array = _target_array(*target, key)
+        array[start:stop] = block
+        if kind == "dynamic" and "frame" in (array.metadata.dimension_names or ()):
             v = first_nan_frame(block)
             valid = v if valid is None else np.minimum(valid, v)
     return stop - start, valid

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidFileTreeError
-from .npyio import load_npy
+from .npyio import load_npy, parse_npy_header
 from .sources import TreeSource, open_source
 
 __all__ = ["FileTree", "TrialSpec", "open_tree", "read_trial_block", "short_data_key"]
@@ -229,18 +229,29 @@ class FileTree:
 def read_trial_block(
     source: TreeSource, key: str, spec: TrialSpec, indices: Sequence[int]
 ) -> np.ndarray:
-    """Stack trials ``indices`` of data key ``key`` from ``source``, each checked by ``spec``."""
+    """Stack trials ``indices`` of data key ``key`` from ``source``, each checked by ``spec``.
+
+    Files are streamed a few at a time; a header byte-identical to the previous file's is not
+    parsed again, and each trial is copied once, straight into the output block.
+    """
     out = np.empty((len(indices), *spec.shape), dtype=spec.dtype)
     paths = [FileTree.trial_path(key, int(i)) for i in indices]
-    for j, (path, raw) in enumerate(zip(paths, source.read_many(paths), strict=True)):
-        arr = load_npy(raw, source.describe(path))
-        if arr.shape != spec.shape or arr.dtype != spec.dtype:
-            raise InvalidFileTreeError(
-                f"{source.describe(path)}: shape {arr.shape} dtype {arr.dtype} differs from "
-                f"trial 0's shape {spec.shape} dtype {spec.dtype}; every trial of data/{key} "
-                "must match"
-            )
-        out[j] = arr
+    known: bytes | None = None
+    header = None
+    for j, (path, raw) in enumerate(zip(paths, source.iter_read(paths), strict=True)):
+        name = source.describe(path)
+        if known is None or raw[: len(known)] != known:
+            header = parse_npy_header(raw, name)
+            if header.shape != spec.shape or header.dtype != spec.dtype:
+                raise InvalidFileTreeError(
+                    f"{name}: shape {header.shape} dtype {header.dtype} differs from trial 0's "
+                    f"shape {spec.shape} dtype {spec.dtype}; every trial of data/{key} must match"
+                )
+            known = None if header.dtype.hasobject else raw[: header.offset]
+        if known is None:
+            out[j] = load_npy(raw, name)
+        else:
+            out[j] = header.array(raw, name)  # type: ignore[union-attr]
     return out
 
 

@@ -147,7 +147,7 @@ def create_mouse_group(
         coords.append("valid_frames")
 
     block = 0
-    codec = BloscCodec(cname=chunking.compressor, clevel=chunking.clevel, shuffle="shuffle")
+    codec = BloscCodec(cname=chunking.compressor, clevel=chunking.clevel, shuffle=chunking.shuffle)
     for key, spec in tree.specs.items():
         shape = (tree.n_trials, *spec.shape)
         chunks, shards = choose_chunks(tree.kind, dims[key], shape, spec.dtype.itemsize, chunking)

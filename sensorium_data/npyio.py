@@ -9,9 +9,12 @@ Anything else raises :class:`~sensorium_data.errors.UnsafePickleError` before it
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import math
 import pickle
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,14 @@ from numpy.lib import format as npy_format
 
 from .errors import InvalidFileTreeError, UnsafePickleError
 
-__all__ = ["decode_object_array", "encode_object_array", "load_npy", "read_npy_header", "save_npy"]
+__all__ = [
+    "NpyHeader",
+    "decode_object_array",
+    "encode_object_array",
+    "load_npy",
+    "parse_npy_header",
+    "save_npy",
+]
 
 PLAIN_TYPES = (str, int, float, bool, type(None), np.str_, np.integer, np.floating, np.bool_)
 _SCALAR_KINDS = set("biufU?")
@@ -64,18 +74,59 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed") from None
 
 
-def read_npy_header(fp: io.BufferedIOBase) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Read the magic string and header of a ``.npy`` stream: ``(shape, fortran_order, dtype)``."""
-    version = npy_format.read_magic(fp)
-    if version == (1, 0):
-        return npy_format.read_array_header_1_0(fp)
-    if version == (2, 0):
-        return npy_format.read_array_header_2_0(fp)
-    return npy_format._read_array_header(fp, version)  # 3.0: utf8 field names
+_MAGIC = b"\x93NUMPY"
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    """The header of a ``.npy`` file: array ``shape``, ``dtype``, memory order, data ``offset``."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int
+
+    def array(self, data: bytes, name: str) -> np.ndarray:
+        """A read-only view of the (non-object) array stored after the header in ``data``."""
+        count = math.prod(self.shape)
+        needed = self.offset + count * self.dtype.itemsize
+        if len(data) < needed:
+            raise InvalidFileTreeError(
+                f"{name}: not a valid .npy file (truncated: {len(data)} bytes, the header "
+                f"announces {self.dtype}{self.shape} needing {needed})"
+            )
+        flat = np.frombuffer(data, dtype=self.dtype, count=count, offset=self.offset)
+        return flat.reshape(self.shape, order="F" if self.fortran_order else "C")
+
+
+def parse_npy_header(data: bytes, name: str) -> NpyHeader:
+    """Parse the header of a ``.npy`` file (versions 1.0, 2.0 and 3.0) without evaluating code."""
+    if data[:6] != _MAGIC or len(data) < 10:
+        raise InvalidFileTreeError(f"{name}: not a valid .npy file (no NUMPY magic string)")
+    major = data[6]
+    if major == 1:
+        length, start = int.from_bytes(data[8:10], "little"), 10
+    elif major in (2, 3):
+        length, start = int.from_bytes(data[8:12], "little"), 12
+    else:
+        raise InvalidFileTreeError(f"{name}: unsupported .npy format version {major}")
+    try:
+        text = data[start : start + length].decode("utf8" if major == 3 else "latin1")
+        fields = ast.literal_eval(text)
+        dtype = npy_format.descr_to_dtype(fields["descr"])
+        shape = tuple(int(n) for n in fields["shape"])
+        fortran = bool(fields["fortran_order"])
+    except (ValueError, SyntaxError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidFileTreeError(f"{name}: not a valid .npy file (bad header: {exc})") from None
+    if len(data) < start + length or any(n < 0 for n in shape):
+        raise InvalidFileTreeError(f"{name}: not a valid .npy file (truncated header)")
+    return NpyHeader(shape, dtype, fortran, start + length)
 
 
 def load_npy(data: bytes, name: str) -> np.ndarray:
     """Decode the bytes of a ``.npy`` file, refusing unsafe pickles.
+
+    Plain arrays come back as read-only views of ``data`` (no copy).
 
     Parameters
     ----------
@@ -84,17 +135,12 @@ def load_npy(data: bytes, name: str) -> np.ndarray:
     name
         Shown in error messages (the path of the file inside its tree).
     """
-    fp = io.BytesIO(data)
-    try:
-        shape, _, dtype = read_npy_header(fp)
-    except (ValueError, EOFError, SyntaxError, OSError) as exc:
-        raise InvalidFileTreeError(f"{name}: not a valid .npy file ({exc})") from None
-    if dtype.hasobject:
-        return _load_object_array(fp, shape, dtype, name)
-    try:
-        return npy_format.read_array(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        raise InvalidFileTreeError(f"{name}: not a valid .npy file ({exc})") from None
+    header = parse_npy_header(data, name)
+    if header.dtype.hasobject:
+        fp = io.BytesIO(data)
+        fp.seek(header.offset)
+        return _load_object_array(fp, header.shape, header.dtype, name)
+    return header.array(data, name)
 
 
 def _load_object_array(

@@ -12,7 +12,7 @@ import os
 import posixpath
 import threading
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import fsspec
@@ -76,6 +76,11 @@ class TreeSource(abc.ABC):
     def read_many(self, paths: Sequence[str]) -> list[bytes]:
         """The bytes of several files, in order (remote sources fetch them concurrently)."""
         return [self.read(p) for p in paths]
+
+    def iter_read(self, paths: Sequence[str], batch: int = 64) -> Iterator[bytes]:
+        """The bytes of ``paths`` in order, fetched ``batch`` at a time (bounded memory)."""
+        for start in range(0, len(paths), batch):
+            yield from self.read_many(paths[start : start + batch])
 
     def describe(self, path: str = "") -> str:
         """A human-readable location of ``path`` for error messages."""

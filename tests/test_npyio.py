@@ -104,3 +104,30 @@ def test_handcrafted_pickle_calling_a_builtin_is_refused() -> None:
 def test_invalid_files_name_the_file(raw: bytes, why: str) -> None:
     with pytest.raises(InvalidFileTreeError, match=f"data/responses/7.npy: {why}"):
         load_npy(raw, "data/responses/7.npy")
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_format_versions_and_fortran_order(version: tuple[int, int], order: str) -> None:
+    arr = np.asarray(np.arange(24, dtype="<f4").reshape(2, 3, 4), order=order)
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, version=version)
+    got = load_npy(buf.getvalue(), "v.npy")
+    np.testing.assert_array_equal(got, arr)
+    assert got.dtype == arr.dtype
+
+
+def test_trailing_bytes_are_ignored_like_np_load() -> None:
+    raw = npy_bytes(np.arange(4, dtype="i8")) + b"extra"
+    np.testing.assert_array_equal(load_npy(raw, "t.npy"), np.arange(4))
+
+
+def test_unknown_format_version_and_bad_header() -> None:
+    raw = bytearray(npy_bytes(np.arange(3)))
+    raw[6] = 9
+    with pytest.raises(InvalidFileTreeError, match="unsupported .npy format version 9"):
+        load_npy(bytes(raw), "v9.npy")
+    good = npy_bytes(np.arange(3))
+    broken = good.replace(b"'descr'", b"'dexcr'")
+    with pytest.raises(InvalidFileTreeError, match="bad header"):
+        load_npy(broken, "h.npy")
