@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(_COMMANDS[args.command](args) or 0)
-    except (SensoriumDataError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (SensoriumDataError, OSError, ValueError) as exc:
         print(f"sensorium-data {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -188,8 +188,8 @@ def _convert_mouse(
     num_workers: int | None,
     progress: bool,
 ) -> None:
-    group, block = create_mouse_group(root, tree, chunking)
     try:
+        group, block = create_mouse_group(root, tree, chunking)
         with quiet():  # readers of the consolidated metadata now see the mouse as incomplete
             zarr.consolidate_metadata(root.store)
         token = uuid.uuid4().hex  # new array handles per conversion: shapes may have changed
