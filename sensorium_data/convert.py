@@ -34,6 +34,7 @@ from .errors import InvalidFileTreeError, MouseExistsError, SensoriumDataError, 
 from .filetree import FileTree, open_tree, read_trial_block
 from .layout import create_mouse_group
 from .schema import ATTRS_KEY, FORMAT_VERSION, ChunkOptions
+from .shards import write_shards
 from .sources import TreeSource
 from .stores import make_store, quiet, store_url
 
@@ -302,7 +303,7 @@ def _write_block(
     for key, spec in specs.items():
         block = read_trial_block(source, key, spec, range(start, stop))
         array = _target_array(*target, key)
-        array[start:stop] = block
+        write_shards(array, start, block)
         if kind == "dynamic" and "frame" in (array.metadata.dimension_names or ()):
             v = first_nan_frame(block)
             valid = v if valid is None else np.minimum(valid, v)

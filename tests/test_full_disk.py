@@ -21,8 +21,9 @@ from sensorium_data.verify import verify
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
     try:
@@ -31,8 +32,10 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_full_disk_leaves_no_store_and_a_clear_error(tmp_path: Path, tiny_disk: Path, capsys) -> None:
-    src = write_tree(tmp_path / "src", "dynamic", n_trials=60, n_neurons=60, n_frames=60)
+def test_full_disk_leaves_no_store_and_a_clear_error(
+    tmp_path: Path, tiny_disk: Path, capsys
+) -> None:
+    src = write_tree(tmp_path / "src", "dynamic", n_trials=60, n_neurons=100, n_frames=80)
     store = tiny_disk / "s.zarr"
     assert main(["convert", str(src), "-o", str(store), "--no-progress"]) == 1
     assert "No space left on device" in capsys.readouterr().err
@@ -41,7 +44,7 @@ def test_full_disk_leaves_no_store_and_a_clear_error(tmp_path: Path, tiny_disk: 
 
 def test_full_disk_keeps_the_mice_already_there(tmp_path: Path, tiny_disk: Path) -> None:
     small = write_tree(tmp_path / "a", "static", n_trials=24, n_neurons=3)
-    big = write_tree(tmp_path / "b", "dynamic", n_trials=60, n_neurons=60, n_frames=60)
+    big = write_tree(tmp_path / "b", "dynamic", n_trials=60, n_neurons=100, n_frames=80)
     store = tiny_disk / "s.zarr"
     sd.convert([small], store, progress=False)
     with pytest.raises(OSError, match="No space left"):
