@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SensoriumDataError
+from .schema import SHUFFLES
 
 __all__ = ["main"]
 
@@ -79,7 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         "--compressor", default="lz4", choices=["lz4", "lz4hc", "zstd", "blosclz", "zlib"]
     )
     p.add_argument("--clevel", type=int, default=5)
-    p.add_argument("--shuffle", default="shuffle", choices=["shuffle", "bitshuffle", "noshuffle"])
+    p.add_argument(
+        "--shuffle",
+        default="auto",
+        choices=list(SHUFFLES),
+        help="blosc shuffle: auto (bitshuffle stimuli, no shuffle for responses, "
+        "byte shuffle for the rest) or one filter for every array",
+    )
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p, sources=True)
 

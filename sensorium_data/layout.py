@@ -147,7 +147,6 @@ def create_mouse_group(
         coords.append("valid_frames")
 
     block = 0
-    codec = BloscCodec(cname=chunking.compressor, clevel=chunking.clevel, shuffle=chunking.shuffle)
     for key, spec in tree.specs.items():
         shape = (tree.n_trials, *spec.shape)
         chunks, shards = choose_chunks(tree.kind, dims[key], shape, spec.dtype.itemsize, chunking)
@@ -158,7 +157,11 @@ def create_mouse_group(
             dtype=spec.dtype,
             chunks=chunks,
             shards=shards,
-            compressors=codec,
+            compressors=BloscCodec(
+                cname=chunking.compressor,
+                clevel=chunking.clevel,
+                shuffle=chunking.shuffle_for(key),
+            ),
             dimension_names=list(dims[key]),
             fill_value=np.nan if spec.dtype.kind == "f" else 0,
             attributes={"coordinates": " ".join(coords)},

@@ -206,3 +206,20 @@ def test_open_errors(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="holds no mouse '99999-9-9'"):
         sd.open_mouse(tmp_path / "s.zarr", "99999-9-9")
     assert os.path.isdir(tmp_path / "s.zarr" / "11111-1-1")
+
+
+def _shuffle(store: Path, mouse: str, name: str) -> str:
+    codecs = zarr.open_array(str(store / mouse / name), mode="r").metadata.to_dict()["codecs"]
+    return codecs[0]["configuration"]["codecs"][1]["configuration"]["shuffle"]
+
+
+def test_shuffle_auto_per_variable_and_override(tmp_path: Path) -> None:
+    src = write_tree(tmp_path, "dynamic")
+    sd.convert([src], tmp_path / "auto.zarr", progress=False)
+    got = {v: _shuffle(tmp_path / "auto.zarr", "22222-2-2", v) for v in ("videos", "responses", "behavior")}
+    assert got == {"videos": "bitshuffle", "responses": "noshuffle", "behavior": "shuffle"}
+    sd.convert([src], tmp_path / "one.zarr", chunking=sd.ChunkOptions(shuffle="bitshuffle"), progress=False)
+    assert _shuffle(tmp_path / "one.zarr", "22222-2-2", "responses") == "bitshuffle"
+    assert verify(tmp_path / "one.zarr", [src]) == []
+    with pytest.raises(ValueError, match="shuffle must be one of auto"):
+        sd.ChunkOptions(shuffle="byte")
