@@ -23,9 +23,12 @@ from .errors import (
     StoreNotFoundError,
     UnsafePickleError,
 )
+from .export import export
 from .filetree import FileTree, open_tree
 from .schema import ChunkOptions
 from .stores import list_mice, open_mouse, open_statistics, open_store
+from .synthetic import synthesize
+from .verify import verify
 
 __all__ = [
     "ChunkOptions",
@@ -40,9 +43,12 @@ __all__ = [
     "UnsafePickleError",
     "__version__",
     "convert",
+    "export",
     "list_mice",
     "open_mouse",
     "open_statistics",
     "open_store",
     "open_tree",
+    "synthesize",
+    "verify",
 ]

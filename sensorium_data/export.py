@@ -18,7 +18,7 @@ import zarr
 from .layout import restore_values
 from .npyio import save_npy
 from .schema import ATTRS_KEY
-from .stores import _mice, _open_root, _resolve_mouse
+from .stores import open_root, read_mice, resolve_mouse
 
 __all__ = ["export", "iter_blocks"]
 
@@ -44,8 +44,8 @@ def export(
     Returns the path of the tree folder (``dest/<source name>``). Refuses to replace an
     existing folder.
     """
-    root, _ = _open_root(store, storage_options)
-    mouse = _resolve_mouse(_mice(root, store), mouse, store)
+    root, _ = open_root(store, storage_options)
+    mouse = resolve_mouse(read_mice(root, store), mouse, store)
     group = root[mouse]
     meta = dict(group.attrs)[ATTRS_KEY]
     final = Path(dest) / meta["source_name"]

@@ -9,7 +9,7 @@ import numpy as np
 import zarr
 
 from .schema import ATTRS_KEY
-from .stores import _mice, _open_root
+from .stores import open_root, read_mice
 
 __all__ = ["describe_store", "format_bytes"]
 
@@ -50,8 +50,8 @@ def _shape(t: tuple[int, ...] | None) -> str:
 
 def describe_store(url: Any, storage_options: dict[str, Any] | None = None) -> str:
     """A summary of every mouse: kind, tiers, neurons, variables with chunking, sizes."""
-    root, _ = _open_root(url, storage_options)
-    mice = _mice(root, url)
+    root, _ = open_root(url, storage_options)
+    mice = read_mice(root, url)
     root_meta = dict(root.attrs)[ATTRS_KEY]
     lines = [
         f"store {url}: {len(mice)} mice, format {root_meta.get('format_version')}, "

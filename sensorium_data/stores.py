@@ -20,7 +20,17 @@ from zarr.storage import FsspecStore, LocalStore
 from .errors import IncompleteStoreError, MouseNotFoundError, StoreNotFoundError
 from .schema import ATTRS_KEY, check_mouse_attrs
 
-__all__ = ["list_mice", "make_store", "open_mouse", "open_statistics", "open_store", "store_url"]
+__all__ = [
+    "list_mice",
+    "make_store",
+    "open_mouse",
+    "open_root",
+    "open_statistics",
+    "open_store",
+    "read_mice",
+    "resolve_mouse",
+    "store_url",
+]
 
 _CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
 
@@ -92,7 +102,8 @@ def _chain_wrapper() -> type:
     return SuffixRangeWrapper
 
 
-def _open_root(url: Any, storage_options: dict[str, Any] | None) -> tuple[zarr.Group, Store]:
+def open_root(url: Any, storage_options: dict[str, Any] | None) -> tuple[zarr.Group, Store]:
+    """The root group of a sensorium store (read-only) and its zarr store."""
     store = make_store(url, storage_options)
     try:
         with quiet():
@@ -109,18 +120,20 @@ def _open_root(url: Any, storage_options: dict[str, Any] | None) -> tuple[zarr.G
 
 def list_mice(url: Any, storage_options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """``{mouse: its sensorium attributes}`` of every mouse group in the store."""
-    root, _ = _open_root(url, storage_options)
-    return _mice(root, url)
+    root, _ = open_root(url, storage_options)
+    return read_mice(root, url)
 
 
-def _mice(root: zarr.Group, url: Any) -> dict[str, dict[str, Any]]:
+def read_mice(root: zarr.Group, url: Any) -> dict[str, dict[str, Any]]:
+    """``{mouse: its sensorium attributes}`` of the mouse groups of an opened root."""
     out = {}
     for name, group in sorted(root.groups()):
         out[name] = check_mouse_attrs(dict(group.attrs), f"{url} group {name!r}")
     return out
 
 
-def _resolve_mouse(mice: dict[str, dict[str, Any]], mouse: str | None, url: Any) -> str:
+def resolve_mouse(mice: dict[str, dict[str, Any]], mouse: str | None, url: Any) -> str:
+    """The group name of ``mouse`` (short key or source name); refuses incomplete mice."""
     if mouse is None:
         if len(mice) != 1:
             raise MouseNotFoundError(
@@ -174,8 +187,8 @@ def open_mouse(
         ``"shards"`` (default): dask chunks equal to the stored shards; ``None``: lazily
         indexed arrays without dask; anything else is passed to :func:`xarray.open_zarr`.
     """
-    root, store = _open_root(url, storage_options)
-    mouse = _resolve_mouse(_mice(root, url), mouse, url)
+    root, store = open_root(url, storage_options)
+    mouse = resolve_mouse(read_mice(root, url), mouse, url)
     with quiet():
         ds = xr.open_zarr(
             store,
@@ -193,8 +206,8 @@ def open_statistics(
     url: Any, mouse: str | None = None, storage_options: dict[str, Any] | None = None
 ) -> dict[str, dict[str, xr.Dataset]]:
     """The official statistics of a mouse: ``{key: {"all": Dataset(mean, std, ...)}}``, loaded."""
-    root, store = _open_root(url, storage_options)
-    mouse = _resolve_mouse(_mice(root, url), mouse, url)
+    root, store = open_root(url, storage_options)
+    mouse = resolve_mouse(read_mice(root, url), mouse, url)
     out: dict[str, dict[str, xr.Dataset]] = {}
     if "statistics" not in root[mouse]:
         return out
@@ -215,10 +228,10 @@ def open_statistics(
 
 def open_store(url: Any, storage_options: dict[str, Any] | None = None) -> xr.DataTree:
     """Open every mouse of a store as a lazy :class:`xarray.DataTree` (one node per mouse)."""
-    root, store = _open_root(url, storage_options)
-    mice = _mice(root, url)
+    root, store = open_root(url, storage_options)
+    mice = read_mice(root, url)
     for mouse in mice:
-        _resolve_mouse(mice, mouse, url)
+        resolve_mouse(mice, mouse, url)
     with quiet():
         tree = xr.open_datatree(store, engine="zarr", consolidated=True, zarr_format=3, chunks=None)
     for mouse in mice:

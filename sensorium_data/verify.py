@@ -18,7 +18,7 @@ from .export import iter_blocks
 from .filetree import FileTree, open_tree
 from .layout import restore_values
 from .schema import ATTRS_KEY
-from .stores import _mice, _open_root, _resolve_mouse
+from .stores import open_root, read_mice, resolve_mouse
 
 __all__ = ["verify"]
 
@@ -50,13 +50,13 @@ def verify(
     progress: bool = False,
 ) -> list[str]:
     """Compare a store with its source trees; return the differences (empty: identical)."""
-    root, _ = _open_root(store, storage_options)
-    mice = _mice(root, store)
+    root, _ = open_root(store, storage_options)
+    mice = read_mice(root, store)
     problems: list[str] = []
     for src in [sources] if isinstance(sources, str) else sources:
         tree = src if isinstance(src, FileTree) else open_tree(src, source_options)
         try:
-            mouse = _resolve_mouse(mice, tree.data_key, store)
+            mouse = resolve_mouse(mice, tree.data_key, store)
         except (SensoriumDataError, KeyError) as exc:  # missing or incomplete mouse
             problems.append(f"{tree.name}: {exc}")
             continue
