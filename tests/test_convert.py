@@ -216,9 +216,14 @@ def _shuffle(store: Path, mouse: str, name: str) -> str:
 def test_shuffle_auto_per_variable_and_override(tmp_path: Path) -> None:
     src = write_tree(tmp_path, "dynamic")
     sd.convert([src], tmp_path / "auto.zarr", progress=False)
-    got = {v: _shuffle(tmp_path / "auto.zarr", "22222-2-2", v) for v in ("videos", "responses", "behavior")}
+    got = {
+        v: _shuffle(tmp_path / "auto.zarr", "22222-2-2", v)
+        for v in ("videos", "responses", "behavior")
+    }
     assert got == {"videos": "bitshuffle", "responses": "noshuffle", "behavior": "shuffle"}
-    sd.convert([src], tmp_path / "one.zarr", chunking=sd.ChunkOptions(shuffle="bitshuffle"), progress=False)
+    sd.convert(
+        [src], tmp_path / "one.zarr", chunking=sd.ChunkOptions(shuffle="bitshuffle"), progress=False
+    )
     assert _shuffle(tmp_path / "one.zarr", "22222-2-2", "responses") == "bitshuffle"
     assert verify(tmp_path / "one.zarr", [src]) == []
     with pytest.raises(ValueError, match="shuffle must be one of auto"):

@@ -26,6 +26,14 @@ DYNAMIC_SHAPES = {
 }
 
 
+def _trial_shape(key: str, template: tuple, n_neurons: int, n_frames: int) -> tuple[int, ...]:
+    """Fill a shape template: ``None`` is neurons (first axis of responses) or frames."""
+    return tuple(
+        (n_neurons if j == 0 and key == "responses" else n_frames) if s is None else s
+        for j, s in enumerate(template)
+    )
+
+
 def write_tree(
     parent: str | os.PathLike[str],
     kind: str = "static",
@@ -47,14 +55,7 @@ def write_tree(
     template = STATIC_SHAPES if kind == "static" else DYNAMIC_SHAPES
     valid = n_frames - rng.integers(0, n_frames // 3, size=n_trials)
     for key, tshape in template.items():
-        shape = tuple(
-            n_neurons
-            if s is None and j == 0 and key == "responses"
-            else n_frames
-            if s is None
-            else s
-            for j, s in enumerate(tshape)
-        )
+        shape = _trial_shape(key, tshape, n_neurons, n_frames)
         (root / "data" / key).mkdir(parents=True)
         for i in range(n_trials):
             x = rng.normal(size=shape) * 10 + 50
@@ -89,18 +90,7 @@ def write_tree(
             folder = root / "meta" / "statistics" / key / sub
             folder.mkdir(parents=True)
             for stat in ("mean", "std", "min", "max", "median"):
-                shape = (
-                    ()
-                    if key == "images"
-                    else tuple(
-                        n_neurons
-                        if s is None and j == 0 and key == "responses"
-                        else n_frames
-                        if s is None
-                        else s
-                        for j, s in enumerate(tshape)
-                    )
-                )
+                shape = () if key == "images" else _trial_shape(key, tshape, n_neurons, n_frames)
                 np.save(folder / f"{stat}.npy", rng.normal(size=shape))
     (root / "config.json").write_text('{"links": {}}\n')
     return root
