@@ -18,6 +18,7 @@ from .errors import (
     InvalidFileTreeError,
     MouseExistsError,
     MouseNotFoundError,
+    RemoteReadError,
     SchemaError,
     SensoriumDataError,
     StoreNotFoundError,
@@ -25,18 +26,43 @@ from .errors import (
 )
 from .export import export
 from .filetree import FileTree, open_tree
+from .normalize import Normalizer
 from .schema import ChunkOptions
 from .stores import list_mice, open_mouse, open_statistics, open_store
 from .synthetic import synthesize
 from .verify import verify
 
+_TORCH_API = {
+    "BlockShuffleSampler": "samplers",
+    "LongCycler": "loaders",
+    "MouseDataset": "datasets",
+    "SampleOptions": "datasets",
+    "make_loaders": "loaders",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The torch part of the API, imported on first use (``import sensorium_data`` stays light)."""
+    if name in _TORCH_API:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TORCH_API[name]}", __name__), name)
+    raise AttributeError(f"module 'sensorium_data' has no attribute {name!r}")
+
+
 __all__ = [
+    "BlockShuffleSampler",
     "ChunkOptions",
     "FileTree",
     "IncompleteStoreError",
     "InvalidFileTreeError",
+    "LongCycler",
+    "MouseDataset",
     "MouseExistsError",
     "MouseNotFoundError",
+    "Normalizer",
+    "RemoteReadError",
+    "SampleOptions",
     "SchemaError",
     "SensoriumDataError",
     "StoreNotFoundError",
@@ -45,6 +71,7 @@ __all__ = [
     "convert",
     "export",
     "list_mice",
+    "make_loaders",
     "open_mouse",
     "open_statistics",
     "open_store",

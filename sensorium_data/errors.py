@@ -12,6 +12,7 @@ __all__ = [
     "InvalidFileTreeError",
     "MouseExistsError",
     "MouseNotFoundError",
+    "RemoteReadError",
     "SchemaError",
     "SensoriumDataError",
     "StoreNotFoundError",
@@ -48,6 +49,10 @@ class IncompleteStoreError(SensoriumDataError, RuntimeError):
 
 class MouseExistsError(SensoriumDataError, FileExistsError):
     """Converting a mouse that the store already holds, without ``overwrite``."""
+
+
+class RemoteReadError(SensoriumDataError, OSError):
+    """A read of a remote store kept failing after its retries."""
 
 
 class SchemaError(SensoriumDataError, ValueError):

@@ -7,7 +7,9 @@ HTTP or S3), refuse groups whose conversion did not finish, and read no array da
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import warnings
 from typing import Any
 
@@ -15,9 +17,14 @@ import fsspec
 import xarray as xr
 import zarr
 from zarr.abc.store import Store
-from zarr.storage import FsspecStore, LocalStore
+from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
-from .errors import IncompleteStoreError, MouseNotFoundError, StoreNotFoundError
+from .errors import (
+    IncompleteStoreError,
+    MouseNotFoundError,
+    RemoteReadError,
+    StoreNotFoundError,
+)
 from .schema import ATTRS_KEY, check_mouse_attrs
 
 __all__ = [
@@ -60,10 +67,24 @@ def make_store(
     storage_options: dict[str, Any] | None = None,
     *,
     read_only: bool = True,
+    retries: int = 4,
 ) -> Store:
-    """A zarr store for a local path, ``file://``, ``memory://`` or any fsspec URL or chain."""
+    """A zarr store for a local path, ``file://``, ``memory://`` or any fsspec URL or chain.
+
+    Remote stores are wrapped in a :class:`RetryingStore` (``retries`` per request).
+    """
     if isinstance(url, Store):
         return url
+    remote = make_remote_store(url, storage_options, read_only=read_only)
+    if isinstance(remote, LocalStore) or retries == 0 or str(url).startswith("memory://"):
+        return remote
+    return RetryingStore(remote, url=store_url(url), retries=retries)
+
+
+def make_remote_store(
+    url: str | os.PathLike[str], storage_options: dict[str, Any] | None, *, read_only: bool
+) -> Store:
+    """The unwrapped zarr store of ``url`` (a :class:`LocalStore` for local paths)."""
     url = store_url(url)
     if url.startswith("file://"):
         url = url[len("file://") :]
@@ -75,6 +96,76 @@ def make_store(
         fs, path = fsspec.url_to_fs(url, **(storage_options or {}))
         return FsspecStore(_chain_wrapper()(fs, asynchronous=True), path=path, read_only=read_only)
     return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
+
+
+class RetryingStore(WrapperStore):  # type: ignore[type-arg]
+    """Retries every read of a remote store on transient errors (5xx, resets, timeouts).
+
+    Each request is retried on its own, ``retries`` times with jittered exponential backoff from
+    ``wait`` seconds; then :class:`~sensorium_data.errors.RemoteReadError` names the URL and
+    the key (chunk or metadata document). A missing key is not an error (zarr asks for keys
+    that may not exist); a partial or failed transfer never reaches zarr's decoder.
+    """
+
+    def __init__(self, store: Store, *, url: str, retries: int = 4, wait: float = 0.1) -> None:
+        super().__init__(store)
+        self.url = url
+        self.retries = retries
+        self.wait = wait
+
+    def _with_store(self, store: Store) -> RetryingStore:
+        return type(self)(store, url=self.url, retries=self.retries, wait=self.wait)
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._store.get(key, prototype, byte_range)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if attempt == self.retries:
+                    raise RemoteReadError(
+                        f"{self.url}: reading {key}"
+                        + (f" ({byte_range})" if byte_range is not None else "")
+                        + f" failed {self.retries + 1} times; last error: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                await asyncio.sleep(self.wait * 2**attempt * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Any) -> list[Any]:
+        return await gather_or_cancel([self.get(k, prototype, r) for k, r in key_ranges])
+
+
+async def gather_or_cancel(coros: list[Any]) -> list[Any]:
+    """``asyncio.gather``, but a failure cancels (and awaits) the others.
+
+    Plain ``gather`` leaves the siblings of a failed read running, still retrying against a
+    store the caller has given up on.
+    """
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed read is worth retrying (network trouble, not a missing or bad key)."""
+    if isinstance(exc, RemoteReadError | FileNotFoundError | PermissionError | IsADirectoryError):
+        return False
+    if isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError):
+        return True
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status >= 500 or exc.status in (408, 429)
+    return isinstance(exc, aiohttp.ClientError)
 
 
 def _chain_wrapper() -> type:
@@ -102,9 +193,11 @@ def _chain_wrapper() -> type:
     return SuffixRangeWrapper
 
 
-def open_root(url: Any, storage_options: dict[str, Any] | None) -> tuple[zarr.Group, Store]:
+def open_root(
+    url: Any, storage_options: dict[str, Any] | None, *, retries: int = 4
+) -> tuple[zarr.Group, Store]:
     """The root group of a sensorium store (read-only) and its zarr store."""
-    store = make_store(url, storage_options)
+    store = make_store(url, storage_options, retries=retries)
     try:
         with quiet():
             root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=None)

@@ -1,0 +1,314 @@
+"""Torch datasets over a store: whole batches per read, lazily opened in every process.
+
+:class:`MouseDataset` holds only picklable configuration (URL, mouse, trial and neuron
+selection, :class:`SampleOptions`); the store, its arrays, the statistics and the normaliser are
+opened on first use in each process, so DataLoader workers work with fork, forkserver and spawn
+and no open handle crosses a fork. ``__getitems__`` reads a whole batch per array (2022: one
+orthogonal read; 2023: one window per trial, fetched concurrently). Samples are plain dicts of
+float32 CPU tensors with the official key names and shapes, plus ``trial`` (file indices).
+Nothing is moved to a device here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from zarr.core.sync import sync
+
+from .normalize import Normalizer
+from .stores import (
+    gather_or_cancel,
+    open_root,
+    open_statistics,
+    read_mice,
+    resolve_mouse,
+    store_url,
+)
+from .transforms import add_behavior_channels, rescale_images
+
+__all__ = ["MouseDataset", "SampleOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleOptions:
+    """How a sample is made, as in the official loaders (SENSORIUM_FORMAT.md section 2).
+
+    Attributes
+    ----------
+    normalize
+        Apply the official normaliser (:class:`~sensorium_data.normalize.Normalizer`).
+    stats_source, threshold_reduction
+        Statistics subfolder (``all``) and the reduction of the response threshold
+        (``nanmean``, as later neuralpredictors; ``mean`` as 0.3.0).
+    scale
+        Image/video rescale factor (0.25 turns 144x256 into 36x64), as the kit's ScaleInputs.
+    include_behavior, include_pupil
+        Append behaviour (and pupil centre) as constant image channels.
+    frames
+        2023: window length; ``None`` keeps each trial's whole (valid) length, padding the
+        batch with NaN to its longest trial.
+    frame_offset
+        2023: fixed window start; ``None`` draws a random start per sample (uniform over the
+        valid range, from torch's generator, so DataLoader seeding makes it reproducible).
+    max_frame
+        2023: ignore frames from this index on.
+    cut_valid
+        2023: cut every key at the trial's valid length (``valid_frames``).
+    """
+
+    normalize: bool = True
+    stats_source: str = "all"
+    threshold_reduction: str = "nanmean"
+    scale: float = 1.0
+    include_behavior: bool = False
+    include_pupil: bool = False
+    frames: int | None = None
+    frame_offset: int | None = None
+    max_frame: int | None = None
+    cut_valid: bool = True
+
+    def __post_init__(self) -> None:
+        if self.scale <= 0:
+            raise ValueError(f"scale must be positive, got {self.scale!r}")
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"frames must be a positive integer, got {self.frames!r}")
+        if self.frame_offset is not None and self.frame_offset < 0:
+            raise ValueError(f"frame_offset must be >= 0, got {self.frame_offset!r}")
+
+
+class MouseDataset(Dataset):  # type: ignore[type-arg]
+    """One mouse's selected trials of a store, as official-style samples.
+
+    Parameters
+    ----------
+    url, mouse, storage_options
+        The store (any fsspec URL) and the mouse's short data key.
+    trials
+        File indices of the trials, ascending (dataset position ``i`` is ``trials[i]``).
+    neurons
+        Positions along the neuron axis to keep (``None``: all).
+    options
+        :class:`SampleOptions`.
+    in_memory
+        Read the selected arrays once per process and serve batches from RAM.
+    retries
+        Transient errors of each remote read are retried this many times
+        (:class:`~sensorium_data.stores.RetryingStore`).
+    """
+
+    def __init__(
+        self,
+        url: Any,
+        mouse: str,
+        *,
+        trials: np.ndarray,
+        neurons: np.ndarray | None = None,
+        options: SampleOptions | None = None,
+        storage_options: dict[str, Any] | None = None,
+        in_memory: bool = False,
+        retries: int = 4,
+    ) -> None:
+        self.url = store_url(url)
+        self.mouse = mouse
+        self.trials = np.asarray(trials, dtype=np.int64)
+        self.neurons = None if neurons is None else np.asarray(neurons, dtype=np.int64)
+        self.options = options or SampleOptions()
+        self.storage_options = storage_options
+        self.in_memory = in_memory
+        self.retries = retries
+        self._opened: dict[str, Any] | None = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_opened"], state["_pid"] = None, -1  # reopened lazily in the new process
+        return state
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    # -- opening --------------------------------------------------------------------------------
+    @property
+    def opened(self) -> dict[str, Any]:
+        if self._opened is None or self._pid != os.getpid():
+            self._opened = self._open()
+            self._pid = os.getpid()
+        return self._opened
+
+    def _open(self) -> dict[str, Any]:
+        root, _ = open_root(self.url, self.storage_options, retries=self.retries)
+        mouse = resolve_mouse(read_mice(root, self.url), self.mouse, self.url)
+        group = root[mouse]
+        meta = dict(group.attrs)["sensorium"]
+        keys = [n for n, i in meta["variables"].items() if i["source"].startswith("data/")]
+        opened: dict[str, Any] = {
+            "kind": meta["kind"],
+            "arrays": {k: group[k] for k in keys},
+            "valid": group["valid_frames"][...] if "valid_frames" in group else None,
+            "memory": None,
+        }
+        if self.options.normalize:
+            stats = open_statistics(self.url, mouse, self.storage_options)
+            opened["normalizer"] = Normalizer.from_statistics(
+                stats,
+                kind=meta["kind"],
+                source=self.options.stats_source,
+                threshold_reduction=self.options.threshold_reduction,
+            )
+        if self.in_memory:
+            opened["memory"] = {
+                k: a.get_orthogonal_selection((self.trials,)) for k, a in opened["arrays"].items()
+            }
+        return opened
+
+    def nbytes(self) -> int:
+        """Bytes of the selected trials of every data array (what in-memory mode holds)."""
+        total = 0
+        for arr in self.opened["arrays"].values():
+            per_trial = int(np.prod(arr.shape[1:])) * arr.dtype.itemsize
+            total += per_trial * len(self.trials)
+        return total
+
+    # -- reading --------------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+    def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
+        opened = self.opened
+        trials = self.trials[np.asarray(positions, dtype=np.int64)]
+        if opened["kind"] == "dynamic":
+            return self._dynamic_batch(opened, positions, trials)
+        return self._static_batch(opened, positions, trials)
+
+    def _read_rows(
+        self, opened: dict[str, Any], key: str, positions: Any, trials: np.ndarray
+    ) -> np.ndarray:
+        if opened["memory"] is not None:
+            return opened["memory"][key][np.asarray(positions)]
+        unique, inverse = np.unique(trials, return_inverse=True)
+        arr = opened["arrays"][key]
+        return arr.get_orthogonal_selection((unique,))[inverse]
+
+    def _static_batch(
+        self, opened: dict[str, Any], positions: Any, trials: np.ndarray
+    ) -> dict[str, torch.Tensor]:
+        raw = {k: self._read_rows(opened, k, positions, trials) for k in opened["arrays"]}
+        out = {k: self._finish(opened, k, v, None) for k, v in raw.items()}
+        stimulus = "images" if "images" in out else None
+        if stimulus is not None:
+            images = out[stimulus]
+            if self.options.scale != 1:
+                images = rescale_images(images, self.options.scale)
+            if self.options.include_behavior:
+                pupil = out.get("pupil_center") if self.options.include_pupil else None
+                images = add_behavior_channels(images, out["behavior"], pupil)
+            out[stimulus] = images
+        return self._tensors(out, trials)
+
+    def _window(self, opened: dict[str, Any], trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start and length of each trial's window."""
+        n_frames = next(a.shape[-1] for a in opened["arrays"].values())
+        valid = (
+            opened["valid"][trials]
+            if (self.options.cut_valid and opened["valid"] is not None)
+            else np.full(len(trials), n_frames)
+        )
+        if self.options.max_frame is not None:
+            valid = np.minimum(valid, self.options.max_frame)
+        frames = self.options.frames
+        if frames is None:
+            return np.zeros(len(trials), dtype=np.int64), valid.astype(np.int64)
+        short = trials[valid < frames]
+        if len(short):
+            raise ValueError(
+                f"mouse {self.mouse}: trials {short.tolist()} have fewer valid frames than "
+                f"frames={frames}"
+            )
+        if self.options.frame_offset is not None:
+            starts = np.full(len(trials), self.options.frame_offset, dtype=np.int64)
+            late = trials[starts + frames > valid]
+            if len(late):
+                raise ValueError(
+                    f"mouse {self.mouse}: frame_offset={self.options.frame_offset} + "
+                    f"frames={frames} runs past the valid frames of trials {late.tolist()}"
+                )
+        else:
+            # as the kit: np.random.randint(0, valid - frames), so a window never ends on the
+            # last valid frame, except that a trial exactly ``frames`` long starts at 0
+            high = torch.as_tensor(np.maximum(valid - frames, 1), dtype=torch.float64)
+            starts = (torch.rand(len(trials), dtype=torch.float64) * high).long().numpy()
+        return starts, np.full(len(trials), frames, dtype=np.int64)
+
+    def _read_windows(
+        self,
+        opened: dict[str, Any],
+        key: str,
+        positions: Any,
+        trials: np.ndarray,
+        starts: np.ndarray,
+        length: int,
+    ) -> np.ndarray:
+        arr = opened["arrays"][key]
+        if opened["memory"] is not None:
+            rows = opened["memory"][key][np.asarray(positions)]
+            return np.stack([r[..., s : s + length] for r, s in zip(rows, starts, strict=True)])
+
+        async def gather() -> list[Any]:
+            sels = [
+                (int(t), Ellipsis, slice(int(s), int(s) + length))
+                for t, s in zip(trials, starts, strict=True)
+            ]
+            return await gather_or_cancel([arr._async_array.getitem(sel) for sel in sels])
+
+        parts = sync(gather())
+        return np.stack([np.asarray(p) for p in parts])
+
+    def _dynamic_batch(
+        self, opened: dict[str, Any], positions: Any, trials: np.ndarray
+    ) -> dict[str, torch.Tensor]:
+        starts, lengths = self._window(opened, trials)
+        length = int(lengths.max()) if len(lengths) else 0
+        out = {}
+        for key in opened["arrays"]:
+            block = self._read_windows(opened, key, positions, trials, starts, length)
+            if block.dtype.kind == "f":
+                for j, n in enumerate(lengths):  # windows past a short trial's valid length
+                    block[j, ..., n:] = np.nan
+            out[key] = self._finish(opened, key, block, starts)
+        if "videos" in out:
+            videos = np.moveaxis(out["videos"], -1, 1)[:, None]  # (B,H,W,T) -> (B,1,T,H,W)
+            if self.options.scale != 1:
+                b, c, t, h, w = videos.shape
+                scaled = rescale_images(videos.reshape(b, c * t, h, w), self.options.scale)
+                videos = scaled.reshape(b, c, t, *scaled.shape[-2:])
+            if self.options.include_behavior:
+                pupil = out.get("pupil_center") if self.options.include_pupil else None
+                videos = add_behavior_channels(videos, out["behavior"], pupil)
+            out["videos"] = videos
+        batch = self._tensors(out, trials)
+        batch["frame_start"] = torch.as_tensor(starts)
+        batch["valid_frames"] = torch.as_tensor(lengths)
+        return batch
+
+    def _finish(
+        self, opened: dict[str, Any], key: str, values: np.ndarray, starts: np.ndarray | None
+    ) -> np.ndarray:
+        """Normalise (every neuron's statistics, as the kit does), then keep the selection."""
+        if self.options.normalize:
+            values = opened["normalizer"](key, values, frame_start=starts)
+        if key == "responses" and self.neurons is not None:
+            values = values[:, self.neurons]
+        return np.asarray(values, dtype=np.float32)
+
+    @staticmethod
+    def _tensors(out: dict[str, np.ndarray], trials: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = {
+            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in out.items()
+        }
+        batch["trial"] = torch.as_tensor(trials)
+        return batch

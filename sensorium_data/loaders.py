@@ -1,0 +1,259 @@
+"""``make_loaders``: the starter kits' ``{tier: {mouse: DataLoader}}`` over a store, fast.
+
+Selection (tiers, neurons by area / layer / unit id / random count, a random subset of training
+images) happens on the coordinates, before any data is read. Train tiers are block-shuffled
+(:class:`~sensorium_data.samplers.BlockShuffleSampler`); every other tier runs in ascending file
+order. :class:`LongCycler` cycles over the mice of a tier like the kit's ``LongCycler``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from .datasets import MouseDataset, SampleOptions
+from .errors import SensoriumDataError
+from .samplers import BlockShuffleSampler
+from .stores import open_root, read_mice, resolve_mouse, store_url
+
+__all__ = ["LongCycler", "make_loaders", "select_neurons", "select_trials"]
+
+IMAGE_ID_NAMES = ("frame_image_id", "image_id", "colorframeprojector_image_id")
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+def select_neurons(
+    coords: dict[str, np.ndarray],
+    *,
+    areas: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    neuron_ids: Sequence[int] | None = None,
+    n_neurons: int | None = None,
+    seed: int = 0,
+) -> np.ndarray | None:
+    """Positions of the selected neurons (``None``: all), from the neuron coordinates."""
+    unit_ids = coords["neuron"]
+    keep = np.ones(len(unit_ids), dtype=bool)
+    for name, wanted in (("area", areas), ("layer", layers)):
+        if wanted is not None:
+            if name not in coords:
+                raise SensoriumDataError(f"neuron selection by {name}: the store has no '{name}'")
+            keep &= np.isin([str(v) for v in coords[name]], list(wanted))
+    if neuron_ids is not None:
+        missing = sorted(set(np.asarray(neuron_ids).tolist()) - set(unit_ids.tolist()))
+        if missing:
+            raise SensoriumDataError(f"neuron_ids not in the store: {missing[:10]}")
+        keep &= np.isin(unit_ids, neuron_ids)
+    positions = np.flatnonzero(keep)
+    if n_neurons is not None:
+        if n_neurons > len(positions):
+            raise SensoriumDataError(
+                f"n_neurons={n_neurons} but only {len(positions)} neurons match"
+            )
+        positions = np.sort(np.random.default_rng(seed).choice(positions, n_neurons, replace=False))
+    if len(positions) == 0:
+        raise SensoriumDataError("the neuron selection is empty")
+    return None if len(positions) == len(unit_ids) else positions
+
+
+def select_trials(
+    tiers: np.ndarray, tier: str, image_ids: np.ndarray | None, n_images: int | None, seed: int
+) -> np.ndarray:
+    """File indices of ``tier``; for a ``train`` tier optionally only ``n_images`` random images."""
+    trials = np.flatnonzero(tiers == tier)
+    if n_images is not None and tier == "train":
+        if image_ids is None:
+            raise SensoriumDataError("n_train_images needs an image id coordinate")
+        ids = np.unique(image_ids[trials])
+        if n_images > len(ids):
+            raise SensoriumDataError(
+                f"n_train_images={n_images} but the train tier has {len(ids)} images"
+            )
+        chosen = np.random.default_rng(seed).choice(ids, n_images, replace=False)
+        trials = trials[np.isin(image_ids[trials], chosen)]
+    return trials
+
+
+def make_loaders(
+    url: Any,
+    mice: Sequence[str] | None = None,
+    tiers: Sequence[str] | None = None,
+    batch_size: int = 64,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    normalize: bool = True,
+    scale: float = 1.0,
+    include_behavior: bool = False,
+    include_pupil: bool = False,
+    frames: int | None = None,
+    frame_offset: int | None = None,
+    max_frame: int | None = None,
+    cut_valid: bool = True,
+    stats_source: str = "all",
+    threshold_reduction: str = "nanmean",
+    areas: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    neuron_ids: Sequence[int] | None = None,
+    n_neurons: int | None = None,
+    neuron_seed: int = 0,
+    n_train_images: int | None = None,
+    image_seed: int = 0,
+    seed: int = 0,
+    buffer_blocks: int = 8,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    in_memory: bool | str = False,
+    memory_budget: int = 2 * 2**30,
+    retries: int = 4,
+    **loader_kwargs: Any,
+) -> dict[str, dict[str, DataLoader]]:
+    """``{tier: {mouse: DataLoader}}`` for the mice and tiers of a store.
+
+    Parameters
+    ----------
+    url, mice, tiers, storage_options
+        The store, its mice (default all) and tiers (default every tier but ``none``).
+    batch_size
+        Trials per batch.
+    normalize, scale, include_behavior, include_pupil, frames, frame_offset, max_frame
+        See :class:`~sensorium_data.datasets.SampleOptions`. Tiers other than ``train`` use
+        ``frame_offset`` (default 0) instead of random windows.
+    cut_valid, stats_source, threshold_reduction
+        Likewise.
+    areas, layers, neuron_ids, n_neurons, neuron_seed
+        Neuron selection (see :func:`select_neurons`).
+    n_train_images, image_seed
+        Keep only the trials of ``n_train_images`` random training images.
+    seed, buffer_blocks, drop_last, rank, world_size
+        Block shuffling of the train tier and the DDP split (see
+        :class:`~sensorium_data.samplers.BlockShuffleSampler`); other tiers are split too.
+    in_memory, memory_budget
+        ``True``: read each dataset's arrays once per process; ``"auto"``: do so when the
+        selected arrays of a dataset fit in ``memory_budget`` bytes; ``False``: stream.
+    retries
+        Retries of transient read errors (remote stores).
+    **loader_kwargs
+        Passed to :class:`torch.utils.data.DataLoader` (``num_workers``, ``pin_memory``,
+        ``persistent_workers``, ``multiprocessing_context``, ``prefetch_factor``, ...).
+    """
+    if in_memory not in (True, False, "auto"):
+        raise ValueError(f"in_memory must be True, False or 'auto', got {in_memory!r}")
+    url = store_url(url)
+    layouts = _layouts(url, storage_options, mice, retries)
+    out: dict[str, dict[str, DataLoader]] = {}
+    for mouse, layout in layouts.items():
+        neurons = select_neurons(
+            layout["coords"],
+            areas=areas,
+            layers=layers,
+            neuron_ids=neuron_ids,
+            n_neurons=n_neurons,
+            seed=neuron_seed,
+        )
+        tier_values, image_ids = layout["tiers"], layout["image_ids"]
+        chunk, per_trial = layout["chunk"], layout["trial_bytes"]
+        present = [t for t in dict.fromkeys(tier_values.tolist()) if t != "none"]
+        for tier in tiers or present:
+            trials = select_trials(tier_values, tier, image_ids, n_train_images, image_seed)
+            if len(trials) == 0:
+                continue
+            train = tier == "train"
+            options = SampleOptions(
+                normalize=normalize,
+                stats_source=stats_source,
+                threshold_reduction=threshold_reduction,
+                scale=scale,
+                include_behavior=include_behavior,
+                include_pupil=include_pupil,
+                frames=frames,
+                frame_offset=frame_offset
+                if (train or frame_offset is not None)
+                else (0 if frames else None),
+                max_frame=max_frame,
+                cut_valid=cut_valid,
+            )
+            memory = in_memory is True or (
+                in_memory == "auto" and per_trial * len(trials) <= memory_budget
+            )
+            dataset = MouseDataset(
+                url,
+                mouse,
+                trials=trials,
+                neurons=neurons,
+                options=options,
+                storage_options=storage_options,
+                in_memory=memory,
+                retries=retries,
+            )
+            sampler = BlockShuffleSampler(
+                trials // chunk,
+                batch_size=batch_size,
+                shuffle=train,
+                buffer_blocks=buffer_blocks,
+                seed=seed,
+                drop_last=drop_last and train,
+                rank=rank,
+                world_size=world_size,
+            )
+            out.setdefault(tier, {})[mouse] = DataLoader(
+                dataset, batch_sampler=sampler, collate_fn=_identity, **loader_kwargs
+            )
+    return out
+
+
+def _layouts(
+    url: str, storage_options: dict[str, Any] | None, mice: Sequence[str] | None, retries: int
+) -> dict[str, dict[str, Any]]:
+    """What selection needs of each mouse: coordinates, tiers, image ids, chunking."""
+    root, _ = open_root(url, storage_options, retries=retries)
+    known = read_mice(root, url)
+    out = {}
+    for mouse in [resolve_mouse(known, m, url) for m in (mice or list(known))]:
+        group = root[mouse]
+        data = [k for k, i in known[mouse]["variables"].items() if i["source"].startswith("data/")]
+        image_name = next((n for n in IMAGE_ID_NAMES if n in group), None)
+        out[mouse] = {
+            "coords": {k: group[k][...] for k in ("neuron", "area", "layer") if k in group},
+            "tiers": np.array([str(v) for v in group["tiers"][...]]),
+            "image_ids": group[image_name][...] if image_name else None,
+            "chunk": group[data[0]].chunks[0],
+            "trial_bytes": sum(
+                int(np.prod(group[k].shape[1:])) * group[k].dtype.itemsize for k in data
+            ),
+        }
+    return out
+
+
+class LongCycler:
+    """Cycle over several mice's loaders: ``(mouse, batch)``, ``len = n_mice * longest``.
+
+    Like the kits' ``LongCycler``, one round visits every mouse once; a mouse whose loader is
+    exhausted starts its next epoch (a new shuffle) while the longest one finishes.
+    """
+
+    def __init__(self, loaders: dict[str, DataLoader]) -> None:
+        if not loaders:
+            raise ValueError("LongCycler needs at least one loader")
+        self.loaders = loaders
+        self.max_batches = max(len(loader) for loader in loaders.values())
+
+    def __len__(self) -> int:
+        return len(self.loaders) * self.max_batches
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        iters = {m: iter(loader) for m, loader in self.loaders.items()}
+        for _ in range(self.max_batches):
+            for mouse, loader in self.loaders.items():
+                try:
+                    batch = next(iters[mouse])
+                except StopIteration:
+                    iters[mouse] = iter(loader)
+                    batch = next(iters[mouse])
+                yield mouse, batch

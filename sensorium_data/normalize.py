@@ -1,0 +1,263 @@
+"""The official SENSORIUM normaliser (neuralpredictors ``NeuroNormalizer``), on numpy batches.
+
+numpy only; the torch datasets call it on each batch they read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import SchemaError
+
+__all__ = ["Normalizer", "response_precision"]
+
+KINDS = ("static", "dynamic")
+THRESHOLD_REDUCTIONS = ("nanmean", "mean")
+_CENTRED = ("images", "videos", "pupil_center")  # (x - mean) / std
+_SCALED = ("responses", "behavior")  # x * precision
+# trailing frame axis of each dynamic key's per-trial array (and of its statistics)
+_DYNAMIC_NDIM = {"videos": 3, "responses": 2, "behavior": 2, "pupil_center": 2}
+
+
+def _parse_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return str(value)
+
+
+def response_precision(std: Any, threshold_reduction: str = "nanmean") -> np.ndarray:
+    """Multiplier of the responses: ``1 / std`` where ``std > thr``, else ``1 / thr``.
+
+    ``thr = 0.01 * nanmean(std)`` (neuralpredictors after 0.3.0, which the 2023 kit uses) or
+    ``0.01 * mean(std)`` (0.3.0, which the 2022 kit pins; any NaN std then makes every precision
+    NaN). The reduction runs over the whole array: all neurons, and in 2023 all frames. A NaN
+    std fails ``std > thr`` and so gets ``1 / thr``.
+    """
+    reduction = _parse_choice("threshold_reduction", threshold_reduction, THRESHOLD_REDUCTIONS)
+    s = np.asarray(std, dtype=np.float64)
+    if reduction == "mean" or np.isnan(s).all():
+        centre = s.mean() if s.size else np.nan
+    else:
+        centre = np.nanmean(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        threshold = 0.01 * centre
+        precision = np.full(s.shape, 1.0 / threshold)
+        above = s > threshold
+        precision[above] = 1.0 / s[above]
+    return precision
+
+
+def _statistic(stats: Any, name: str, key: str, source: str) -> np.ndarray:
+    try:
+        value = stats[name]
+    except KeyError:
+        raise SchemaError(
+            f"statistics of {key!r} (source {source!r}) have no {name!r}; expected the official "
+            f"mean/std/min/max/median arrays"
+        ) from None
+    return np.asarray(value, dtype=np.float64)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Normalizer:
+    """neuralpredictors' ``NeuroNormalizer`` for batches, with 2023's per-frame statistics.
+
+    - images / videos: ``(x - mean) / std`` (2023: per pixel and per frame);
+    - responses: ``x * precision`` (see :func:`response_precision`), no mean subtraction;
+    - behavior: ``x * (1 / std)``, no mean subtraction;
+    - pupil_center: ``(x - mean) / std``.
+
+    Build it with :meth:`from_statistics`; call it on one data key at a time.
+
+    Attributes
+    ----------
+    kind
+        ``"static"`` (2022) or ``"dynamic"`` (2023: statistics end with a frame axis).
+    source
+        Statistics subfolder used (``"all"`` in both kits).
+    threshold_reduction
+        ``"nanmean"`` or ``"mean"``, see :func:`response_precision`.
+    mean, std
+        Per key, for the keys that are centred (images/videos, pupil_center).
+    precision
+        Per key, for the keys that are only scaled (responses, behavior).
+
+    Notes
+    -----
+    Reproduced from neuralpredictors ``data/transforms.py`` ``NeuroNormalizer.__init__`` /
+    ``__call__`` (0.3.0, and the commit the 2023 kit pins, 43faede), with the kits' arguments:
+    ``stats_source="all"``, no ``exclude``, no ``inputs_mean``/``inputs_std`` override,
+    ``subtract_behavior_mean=False``.
+
+    Where the sources disagree: 0.3.0 takes ``thr = 0.01 * std.mean()``, later versions
+    ``np.nanmean``. Both are offered (``threshold_reduction``); the default is ``"nanmean"``,
+    which the 2023 ground truth was made with and which equals ``"mean"`` when no std is NaN
+    (the 2022 statistics).
+
+    Differences on purpose:
+
+    - Arithmetic is done in float64 and rounded once to float32. The kits compute in the dtype
+      numpy promotion gives the stored arrays (float32 data with float64 statistics gives float32
+      under numpy 1's value-based casting, float64 under numpy 2) and cast to float32 in
+      ``ToTensor``, so results agree to float32 rounding (a relative 1e-7), not bit for bit.
+    - 2023: the kit normalises the whole padded trial and then cuts it; here a window of frames
+      is normalised with the statistics of the same frames (``frame_start``), which gives the
+      same values.
+    - 2023: where the per-frame statistics are NaN (frames never valid in any training trial),
+      normalised videos, behaviour and pupil position are NaN; the kit's ``CutVideos`` would end
+      the trial at the first such frame, this class does not cut (valid lengths come from the
+      raw data, see :mod:`sensorium_data.transforms`).
+    - A zero or NaN std of images, videos, behaviour or pupil position gives inf or NaN, as in
+      the kits, but without numpy's RuntimeWarnings.
+    - ``trial_idx`` (a data key only in some non-SENSORIUM datasets) is not normalised.
+    """
+
+    kind: str
+    source: str = "all"
+    threshold_reduction: str = "nanmean"
+    mean: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    std: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    precision: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _parse_choice("kind", self.kind, KINDS)
+        _parse_choice("threshold_reduction", self.threshold_reduction, THRESHOLD_REDUCTIONS)
+
+    @classmethod
+    def from_statistics(
+        cls,
+        statistics: Mapping[str, Mapping[str, Any]],
+        *,
+        kind: str,
+        source: str = "all",
+        threshold_reduction: str = "nanmean",
+    ) -> Normalizer:
+        """Build the normaliser from the official statistics of one mouse.
+
+        Parameters
+        ----------
+        statistics
+            ``{key: {subfolder: stats}}`` as returned by :func:`sensorium_data.open_statistics`;
+            ``stats`` is an ``xarray.Dataset`` or a mapping with at least ``"mean"`` and
+            ``"std"`` arrays.
+        kind
+            ``"static"`` or ``"dynamic"``.
+        source
+            Statistics subfolder, ``"all"`` by default (the kits'), or another name on disk
+            (``"stimulus_frame"``).
+        threshold_reduction
+            ``"nanmean"`` (default) or ``"mean"`` (neuralpredictors 0.3.0).
+
+        Returns
+        -------
+        Normalizer
+        """
+        kind = _parse_choice("kind", kind, KINDS)
+        threshold_reduction = _parse_choice(
+            "threshold_reduction", threshold_reduction, THRESHOLD_REDUCTIONS
+        )
+        mean: dict[str, np.ndarray] = {}
+        std: dict[str, np.ndarray] = {}
+        precision: dict[str, np.ndarray] = {}
+        for key, by_source in statistics.items():
+            if key not in _CENTRED + _SCALED:
+                continue
+            if source not in by_source:
+                raise SchemaError(
+                    f"no statistics source {source!r} for {key!r}; the store has "
+                    f"{sorted(by_source)}. Pass one of those as the source."
+                )
+            stats = by_source[source]
+            if key in _CENTRED:
+                mean[key] = _statistic(stats, "mean", key, source)
+                std[key] = _statistic(stats, "std", key, source)
+            elif key == "responses":
+                precision[key] = response_precision(
+                    _statistic(stats, "std", key, source), threshold_reduction
+                )
+            else:
+                with np.errstate(divide="ignore"):
+                    precision[key] = 1.0 / _statistic(stats, "std", key, source)
+        return cls(
+            kind=kind,
+            source=source,
+            threshold_reduction=threshold_reduction,
+            mean=mean,
+            std=std,
+            precision=precision,
+        )
+
+    def __call__(
+        self, key: str, values: np.ndarray, frame_start: np.ndarray | int | None = None
+    ) -> np.ndarray:
+        """Normalise a batch of one data key.
+
+        Parameters
+        ----------
+        key
+            Data key: ``images``, ``responses``, ``behavior``, ``pupil_center`` (2022) or
+            ``videos``, ``responses``, ``behavior``, ``pupil_center`` (2023). Other keys are
+            returned unchanged (as float32).
+        values
+            A batch in the stored layout with a leading batch axis. 2022: images ``(B, C, H, W)``,
+            responses ``(B, N)``, behavior ``(B, 3)``, pupil_center ``(B, 2)``. 2023: videos
+            ``(B, H, W, T)``, responses ``(B, N, T)``, behavior ``(B, 2, T)``, pupil_center
+            ``(B, 2, T)``, where ``T`` may be a window of the trial.
+        frame_start
+            2023: first frame of each sample's window, ``(B,)`` or one int (``None``: 0). The
+            per-frame statistics of frames ``start .. start + T - 1`` are used.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shaped like ``values``.
+        """
+        values = np.asarray(values)
+        if key not in _CENTRED + _SCALED:
+            return values.astype(np.float32, copy=False)
+        if key not in self.mean and key not in self.precision:
+            raise SchemaError(
+                f"no {self.source!r} statistics for data key {key!r}; the normaliser has "
+                f"{sorted({*self.mean, *self.precision})}"
+            )
+        x = values.astype(np.float64, copy=False)
+        out: np.ndarray
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if key in self.precision:
+                out = x * self._frames(key, self.precision[key], values, frame_start)
+            else:
+                mean = self._frames(key, self.mean[key], values, frame_start)
+                std = self._frames(key, self.std[key], values, frame_start)
+                out = (x - mean) / std
+        return out.astype(np.float32)
+
+    def _frames(
+        self, key: str, stat: np.ndarray, values: np.ndarray, frame_start: Any
+    ) -> np.ndarray:
+        """The statistic broadcastable against the batch (2023: sliced to each sample's frames)."""
+        if self.kind == "static":
+            if frame_start is not None:
+                raise ValueError("frame_start is only for dynamic (2023) data")
+            return stat
+        if values.ndim != _DYNAMIC_NDIM[key] + 1 or stat.ndim != _DYNAMIC_NDIM[key]:
+            raise ValueError(
+                f"{key}: expected a batch of {_DYNAMIC_NDIM[key]}-d trials with frames last and "
+                f"per-frame statistics; got values {values.shape}, statistics {stat.shape}"
+            )
+        batch, n_frames, n_stat = values.shape[0], values.shape[-1], stat.shape[-1]
+        starts = np.broadcast_to(np.asarray(0 if frame_start is None else frame_start), (batch,))
+        starts = starts.astype(np.int64)
+        if np.any(starts < 0) or np.any(starts + n_frames > n_stat):
+            raise ValueError(
+                f"{key}: windows of {n_frames} frames from starts {starts.tolist()} do not fit "
+                f"the {n_stat} frames of the statistics"
+            )
+        if batch == 0 or np.all(starts == starts[0]):
+            start = int(starts[0]) if batch else 0
+            return stat[..., start : start + n_frames]
+        index = starts[:, None] + np.arange(n_frames)  # (B, T)
+        return np.moveaxis(np.take(stat, index, axis=-1), -2, 0)  # (..., B, T) -> (B, ..., T)

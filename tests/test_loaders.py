@@ -1,0 +1,199 @@
+"""make_loaders over real transports and processes: same batches everywhere, faults retried."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from servers import close_cached_filesystems, upload_dir
+from trees import write_tree
+
+import sensorium_data as sd
+from sensorium_data.errors import RemoteReadError
+from sensorium_data.loaders import LongCycler, make_loaders
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("loaders")
+    trees = [
+        write_tree(tmp / "t", "static", n_trials=70, n_neurons=6),
+        write_tree(tmp / "t", "dynamic", n_trials=30, n_neurons=4, n_frames=40, seed=2),
+    ]
+    out = tmp / "s.zarr"
+    sd.convert(
+        trees, out, chunking=sd.ChunkOptions(trials_per_chunk=4, trials_per_shard=8), progress=False
+    )
+    return out
+
+
+def batches(url, mouse: str, tier: str, **kw) -> list[dict[str, torch.Tensor]]:
+    kw.setdefault("batch_size", 8)
+    loaders = make_loaders(url, mice=[mouse], tiers=[tier], **kw)
+    return list(loaders[tier][mouse])
+
+
+def assert_same(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for k in x:
+            torch.testing.assert_close(x[k], y[k], equal_nan=True, rtol=0, atol=0)
+
+
+STATIC, DYNAMIC = "11111-1-1", "22222-2-2"
+DYN_KW = {"frames": 20}
+
+
+def test_static_batches_have_official_shapes(store: Path) -> None:
+    out = batches(store, STATIC, "validation", scale=0.5, include_behavior=True, include_pupil=True)
+    first = out[0]
+    assert first["images"].shape == (8, 1 + 3 + 2, 6, 10) and first["images"].dtype == torch.float32
+    assert first["responses"].shape == (8, 6) and first["behavior"].shape == (8, 3)
+    assert first["pupil_center"].shape == (8, 2)
+    trials = torch.cat([b["trial"] for b in out]).tolist()
+    tiers = np.load(next((store.parent / "t").glob("static*")) / "meta/trials/tiers.npy")
+    assert trials == np.flatnonzero(tiers == "validation").tolist()  # ascending file order
+
+
+def test_dynamic_batches_have_official_shapes(store: Path) -> None:
+    out = batches(store, DYNAMIC, "train", frames=20, include_behavior=True, batch_size=4)
+    b = out[0]
+    assert b["videos"].shape == (4, 3, 20, 6, 10)
+    assert b["responses"].shape == (4, 4, 20) and b["behavior"].shape == (4, 2, 20)
+    assert ((b["frame_start"] >= 0) & (b["frame_start"] + 20 <= 40)).all()
+    assert not torch.isnan(b["responses"]).any()  # windows stay inside the valid frames
+
+
+def test_train_windows_are_reproducible_with_a_seeded_generator(store: Path) -> None:
+    def run() -> list[dict]:
+        g = torch.Generator().manual_seed(7)
+        return batches(store, DYNAMIC, "train", frames=20, generator=g, num_workers=0)
+
+    torch.manual_seed(7)
+    a = run()
+    torch.manual_seed(7)
+    assert_same(a, run())
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("mouse, kw", [(STATIC, {}), (DYNAMIC, DYN_KW)], ids=["static", "dynamic"])
+def test_memory_http_s3_equal_local(
+    store, http_server, s3_server, s3_bucket, mouse, kw, num_workers
+) -> None:
+    tier = "validation"
+    expected = batches(store, mouse, tier, **kw)
+    srv = http_server(store.parent)
+    url = f"s3://{s3_bucket}/s.zarr"
+    upload_dir(store, url, s3_server.storage_options)
+    for where, opts in ((srv.url_for("s.zarr"), None), (url, s3_server.storage_options)):
+        got = batches(
+            where,
+            mouse,
+            tier,
+            storage_options=opts,
+            num_workers=num_workers,
+            multiprocessing_context="fork" if num_workers else None,
+            **kw,
+        )
+        assert_same(got, expected)
+
+
+@pytest.mark.parametrize("context", ["fork", "forkserver", "spawn"])
+def test_worker_start_methods(store: Path, context: str) -> None:
+    expected = batches(store, STATIC, "test")
+    got = batches(store, STATIC, "test", num_workers=2, multiprocessing_context=context)
+    assert_same(got, expected)
+
+
+def test_in_memory_equals_streaming(store: Path) -> None:
+    for mouse, kw in ((STATIC, {}), (DYNAMIC, DYN_KW)):
+        assert_same(
+            batches(store, mouse, "validation", in_memory=True, **kw),
+            batches(store, mouse, "validation", **kw),
+        )
+    auto = make_loaders(
+        store, mice=[STATIC], tiers=["train"], in_memory="auto", memory_budget=10**9
+    )
+    assert auto["train"][STATIC].dataset.in_memory
+    tight = make_loaders(store, mice=[STATIC], tiers=["train"], in_memory="auto", memory_budget=10)
+    assert not tight["train"][STATIC].dataset.in_memory
+
+
+# aiohttp can leave a session behind when a connection is reset mid-body; it is collected here
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_faults_are_retried_and_never_reach_a_batch(store: Path, http_server) -> None:
+    expected = batches(store, DYNAMIC, "validation", **DYN_KW)
+    # about one request in five fails (503) or is cut off mid-body; each is retried up to 8 times
+    srv = http_server(store.parent, fail_every=7, reset_every=11, reset_mode="truncate")
+    got = batches(srv.url_for("s.zarr"), DYNAMIC, "validation", retries=8, **DYN_KW)
+    assert_same(got, expected)
+    assert srv.fault_counts.get("503", 0) > 0 and srv.fault_counts.get("reset", 0) > 0
+    close_cached_filesystems()
+    gc.collect()
+
+
+def test_a_persistent_error_names_the_url_and_chunk(store: Path, http_server) -> None:
+    srv = http_server(store.parent)
+    loaders = make_loaders(
+        srv.url_for("s.zarr"), mice=[STATIC], tiers=["test"], retries=1, batch_size=4
+    )
+    batches_ = iter(loaders["test"][STATIC])
+    next(batches_)  # the store is open, its first chunks read
+    srv.stop()
+    with pytest.raises(
+        RemoteReadError, match=r"s\.zarr: reading 11111-1-1/\w+/c/\d+/.* failed 2 times"
+    ):
+        next(batches_)
+    wait_for_background_reads()  # zarr's sibling reads of that batch still retry, then fail
+
+
+def wait_for_background_reads(timeout: float = 10.0) -> None:
+    """Wait until zarr's event loop runs no read task (before the servers' sessions close)."""
+    loop = zarr.core.sync._get_loop()
+
+    async def busy() -> int:
+        return len(asyncio.all_tasks()) - 1  # this coroutine's own task
+
+    deadline = time.monotonic() + timeout
+    while asyncio.run_coroutine_threadsafe(busy(), loop).result() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_ddp_ranks_are_disjoint_and_equal(store: Path) -> None:
+    seen, counts = [], set()
+    for rank in range(2):
+        out = batches(store, STATIC, "train", rank=rank, world_size=2, drop_last=True, seed=3)
+        counts.add(len(out))
+        seen += torch.cat([b["trial"] for b in out]).tolist()
+    assert len(counts) == 1 and len(seen) == len(set(seen))
+
+
+def test_neuron_and_image_selection(store: Path) -> None:
+    ds = sd.open_mouse(store, STATIC)
+    ids = ds.neuron.values[[1, 4]]
+    out = batches(store, STATIC, "validation", neuron_ids=ids.tolist())
+    full = batches(store, STATIC, "validation")
+    torch.testing.assert_close(out[0]["responses"], full[0]["responses"][:, [1, 4]])
+    some = batches(store, STATIC, "train", n_neurons=3, neuron_seed=1)
+    assert some[0]["responses"].shape[1] == 3
+    two = batches(store, STATIC, "train", n_train_images=2, image_seed=0)
+    trials = torch.cat([b["trial"] for b in two]).numpy()
+    assert len(np.unique(ds.frame_image_id.values[trials])) == 2
+    with pytest.raises(sd.SensoriumDataError, match="neuron_ids not in the store"):
+        make_loaders(store, mice=[STATIC], neuron_ids=[-5])
+
+
+def test_long_cycler_visits_every_mouse(store: Path) -> None:
+    loaders = make_loaders(store, tiers=["train"], batch_size=8, frames=20)
+    cycler = LongCycler(loaders["train"])
+    mice = [m for m, _ in cycler]
+    longest = max(len(loader) for loader in loaders["train"].values())
+    assert len(mice) == len(cycler) == 2 * longest
+    assert mice[:4] == [STATIC, DYNAMIC, STATIC, DYNAMIC]
