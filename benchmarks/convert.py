@@ -61,27 +61,37 @@ DYNAMIC_HW = (36, 64)  # synthesize's default 2023 video size, as released
 STATIC_HW = (144, 256)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.convert", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The synthetic mice a benchmark runs on (shared by the benchmarks)."""
     p.add_argument("--kind", choices=("static", "dynamic", "both"), default="both")
     p.add_argument("--static-trials", type=int, default=6000)
     p.add_argument("--dynamic-trials", type=int, default=240)
     p.add_argument("--neurons", type=int, default=8000)
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=1, help="time each run this often, keep the best")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     p.add_argument("--workdir", default="/tmp/sensorium-bench")
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    """Shrink the mice for ``--quick``."""
+    if args.quick:
+        args.static_trials, args.dynamic_trials = 120, 36
+        args.neurons, args.frames = 200, 40
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.convert", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(p)
+    p.add_argument("--repeats", type=int, default=1, help="time each run this often, keep the best")
     p.add_argument("--json", default="benchmarks/results/convert.json")
     p.add_argument("--keep", action="store_true", help="keep the stores after the run")
     p.add_argument("--trials-per-chunk", type=int)
     p.add_argument("--trials-per-shard", type=int)
     p.add_argument("--frames-per-chunk", type=int)
     args = p.parse_args(argv)
-    if args.quick:
-        args.static_trials, args.dynamic_trials = 120, 36
-        args.neurons, args.frames = 200, 40
+    apply_quick(args)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     return args

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.convert import machine, make_tree, warm
+from benchmarks.convert import add_data_arguments, apply_quick, machine, make_tree, warm
 from sensorium_data.convert import convert
 from sensorium_data.loaders import make_loaders
 
@@ -68,22 +68,14 @@ TARGETS = {("static", "local"): 50, ("static", "http, 20 ms"): 20, ("dynamic", N
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.dataloader", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kind", choices=("static", "dynamic", "both"), default="both")
-    p.add_argument("--static-trials", type=int, default=6000)
-    p.add_argument("--dynamic-trials", type=int, default=240)
-    p.add_argument("--neurons", type=int, default=8000)
-    p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
+    add_data_arguments(p)
     p.add_argument("--batches", type=int, default=20, help="timed batches per configuration")
     p.add_argument("--official-trials", type=int, default=200)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
-    p.add_argument("--workdir", default="/tmp/sensorium-bench")
     p.add_argument("--json", default="benchmarks/results/dataloader.json")
     args = p.parse_args(argv)
+    apply_quick(args)
     if args.quick:
-        args.static_trials, args.dynamic_trials = 120, 36
-        args.neurons, args.frames = 200, 40
         args.batches, args.official_trials = 3, 20
     return args
 

@@ -189,14 +189,6 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             }
         return opened
 
-    def nbytes(self) -> int:
-        """Bytes of the selected trials of every data array (what in-memory mode holds)."""
-        total = 0
-        for arr in self.opened["arrays"].values():
-            per_trial = int(np.prod(arr.shape[1:])) * arr.dtype.itemsize
-            total += per_trial * len(self.trials)
-        return total
-
     # -- reading --------------------------------------------------------------------------------
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
