@@ -87,6 +87,18 @@ def _parser() -> argparse.ArgumentParser:
         help="blosc shuffle: auto (bitshuffle stimuli, no shuffle for responses, "
         "byte shuffle for the rest) or one filter for every array",
     )
+    p.add_argument(
+        "--image-scale",
+        type=float,
+        action="append",
+        default=None,
+        metavar="S",
+        help="2022: also store the images rescaled by S as the kits do (repeatable; "
+        "default 0.25, the baselines' 36x64)",
+    )
+    p.add_argument(
+        "--no-scaled-images", action="store_true", help="store no rescaled copy of the images"
+    )
     p.add_argument("--no-progress", action="store_true")
     _add_storage(p, sources=True)
 
@@ -170,6 +182,7 @@ def _convert(args: argparse.Namespace) -> int:
         compressor=args.compressor,
         clevel=args.clevel,
         shuffle=args.shuffle,
+        image_scales=() if args.no_scaled_images else tuple(args.image_scale or (0.25,)),
     )
     mice = convert(
         args.sources,

@@ -32,11 +32,12 @@ import zarr
 from . import __version__
 from .errors import InvalidFileTreeError, MouseExistsError, SensoriumDataError, StoreNotFoundError
 from .filetree import FileTree, open_tree, read_trial_block
-from .layout import create_mouse_group
-from .schema import ATTRS_KEY, FORMAT_VERSION, ChunkOptions
+from .layout import create_mouse_group, scaled_images
+from .schema import ATTRS_KEY, FORMAT_VERSION, ChunkOptions, scaled_path
 from .shards import write_shards
 from .sources import TreeSource
 from .stores import make_store, quiet, store_url
+from .transforms import rescale_images
 
 __all__ = ["convert", "first_nan_frame"]
 
@@ -196,9 +197,16 @@ def _convert_mouse(
         token = uuid.uuid4().hex  # new array handles per conversion: shapes may have changed
         target = (url, json.dumps(storage_options or {}, sort_keys=True), tree.data_key, token)
         starts = range(0, tree.n_trials, block)
+        scales = scaled_images(tree, chunking)
         tasks = [
             dask.delayed(_write_block, pure=False)(
-                tree.source, tree.specs, tree.kind, target, start, min(start + block, tree.n_trials)
+                tree.source,
+                tree.specs,
+                tree.kind,
+                target,
+                start,
+                min(start + block, tree.n_trials),
+                scales,
             )
             for start in starts
         ]
@@ -297,13 +305,19 @@ def _write_block(
     target: tuple[str, str, str, str],
     start: int,
     stop: int,
+    scales: tuple[float, ...] = (),
 ) -> tuple[int, np.ndarray | None]:
-    """Read trials ``start:stop`` of every data key and write them (whole shards)."""
+    """Read trials ``start:stop`` of every data key and write them (whole shards), and the
+    rescaled copies of the images at ``scales``."""
     valid = None
     for key, spec in specs.items():
         block = read_trial_block(source, key, spec, range(start, stop))
         array = _target_array(*target, key)
         write_shards(array, start, block)
+        if key == "images":
+            for scale in scales:
+                scaled = _target_array(*target, scaled_path(scale))
+                write_shards(scaled, start, rescale_images(block, scale))
         if kind == "dynamic" and "frame" in (array.metadata.dimension_names or ()):
             v = first_nan_frame(block)
             valid = v if valid is None else np.minimum(valid, v)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 from zarr.core.sync import sync
 
+from .chunkread import read_windows, reader_for
 from .normalize import Normalizer
 from .stores import (
     gather_or_cancel,
@@ -31,7 +32,12 @@ from .stores import (
 )
 from .transforms import add_behavior_channels, rescale_images
 
-__all__ = ["MouseDataset", "SampleOptions"]
+__all__ = ["RESIDENT_BYTES", "MouseDataset", "SampleOptions"]
+
+#: Arrays of at most this many bytes (2022 behaviour and pupil centre: 12 and 8 bytes a trial;
+#: 2023: 2.4 KB a trial) are read whole once per process and indexed in RAM; larger ones are
+#: streamed chunk by chunk, so memory stays bounded whatever the number of trials.
+RESIDENT_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +110,13 @@ def read_trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
     return out
 
 
+def _cut(rows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """``rows[j, ..., starts[j] : starts[j] + length]`` for every ``j``."""
+    if length == rows.shape[-1]:
+        return rows
+    return np.stack([r[..., s : s + length] for r, s in zip(rows, starts, strict=True)])
+
+
 class MouseDataset(Dataset):  # type: ignore[type-arg]
     """One mouse's selected trials of a store, as official-style samples.
 
@@ -122,6 +135,9 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
     retries
         Transient errors of each remote read are retried this many times
         (:class:`~sensorium_data.stores.RetryingStore`).
+    resident_bytes
+        When streaming, arrays of at most this many bytes are read whole once per process
+        (see :data:`RESIDENT_BYTES`); ``0`` streams every array.
     """
 
     def __init__(
@@ -135,6 +151,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         storage_options: dict[str, Any] | None = None,
         in_memory: bool = False,
         retries: int = 4,
+        resident_bytes: int = RESIDENT_BYTES,
     ) -> None:
         self.url = store_url(url)
         self.mouse = mouse
@@ -144,6 +161,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         self.storage_options = storage_options
         self.in_memory = in_memory
         self.retries = retries
+        self.resident_bytes = resident_bytes
         self._opened: dict[str, Any] | None = None
         self._pid = -1
 
@@ -174,6 +192,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             "arrays": {k: group[k] for k in keys},
             "valid": group["valid_frames"][...] if "valid_frames" in group else None,
             "memory": None,
+            "prescaled": False,
         }
         if self.options.normalize:
             stats = open_statistics(self.url, mouse, self.storage_options)
@@ -183,11 +202,40 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 source=self.options.stats_source,
                 threshold_reduction=self.options.threshold_reduction,
             )
+        scaled = meta.get("scaled", {}).get(repr(float(self.options.scale)))
+        if scaled is not None and "images" in opened["arrays"] and self._commutes(opened):
+            opened["arrays"]["images"] = group[scaled]
+            opened["prescaled"] = True
         if self.in_memory:
             opened["memory"] = {
                 k: a.get_orthogonal_selection((self.trials,)) for k, a in opened["arrays"].items()
             }
+        else:
+            opened["resident"] = {
+                k: a[...] for k, a in opened["arrays"].items() if a.nbytes <= self.resident_bytes
+            }
+            opened["readers"] = {
+                k: reader_for(a) for k, a in opened["arrays"].items() if k not in opened["resident"]
+            }
         return opened
+
+    @staticmethod
+    def _commutes(opened: dict[str, Any]) -> bool:
+        """Whether normalising the stored rescaled images equals rescaling normalised ones:
+        true for scalar image statistics (rescaling is linear with weights summing to 1)."""
+        norm = opened.get("normalizer")
+        return norm is None or (
+            np.size(norm.mean.get("images", 0)) == 1 and np.size(norm.std.get("images", 1)) == 1
+        )
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of chunk data this process has fetched for streamed batches (not counting
+        shard indexes, resident arrays or zarr fallback reads)."""
+        if self._opened is None or self._pid != os.getpid():
+            return 0
+        readers = self._opened.get("readers", {}).values()
+        return sum(r.bytes_read for r in readers if r is not None)
 
     # -- reading --------------------------------------------------------------------------------
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -200,22 +248,58 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             return self._dynamic_batch(opened, positions, trials)
         return self._static_batch(opened, positions, trials)
 
-    def _read_rows(
-        self, opened: dict[str, Any], key: str, positions: Any, trials: np.ndarray
-    ) -> np.ndarray:
-        if opened["memory"] is not None:
-            return opened["memory"][key][np.asarray(positions)]
-        return read_trial_rows(opened["arrays"][key], trials)
+    def _read(
+        self,
+        opened: dict[str, Any],
+        positions: Any,
+        trials: np.ndarray,
+        windows: dict[str, tuple[np.ndarray, int]],
+    ) -> dict[str, np.ndarray]:
+        """Each array's window ``(starts, length)`` of every trial, last axis (whole rows of
+        arrays without frames); the streamed ones in one concurrent round of requests."""
+        out: dict[str, np.ndarray] = {}
+        streamed = []
+        for key, (starts, length) in windows.items():
+            held = None
+            if opened["memory"] is not None:
+                held = opened["memory"][key][np.asarray(positions, dtype=np.int64)]
+            elif key in opened["resident"]:
+                held = opened["resident"][key][trials]
+            if held is not None:
+                out[key] = _cut(held, starts, length)
+            elif opened["readers"][key] is not None:
+                streamed.append(key)
+            else:
+                out[key] = self._zarr_read(opened["arrays"][key], trials, starts, length)
+        requests = [(opened["readers"][k], trials, *windows[k]) for k in streamed]
+        out.update(zip(streamed, read_windows(requests), strict=True))
+        return {k: out[k] for k in windows}
+
+    @staticmethod
+    def _zarr_read(arr: Any, trials: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+        if length == arr.shape[-1]:
+            return read_trial_rows(arr, trials)
+
+        async def gather() -> list[Any]:
+            sels = [
+                (int(t), Ellipsis, slice(int(s), int(s) + length))
+                for t, s in zip(trials, starts, strict=True)
+            ]
+            return await gather_or_cancel([arr._async_array.getitem(sel) for sel in sels])
+
+        return np.stack([np.asarray(p) for p in sync(gather())])
 
     def _static_batch(
         self, opened: dict[str, Any], positions: Any, trials: np.ndarray
     ) -> dict[str, torch.Tensor]:
-        raw = {k: self._read_rows(opened, k, positions, trials) for k in opened["arrays"]}
+        width = {k: a.shape[-1] for k, a in opened["arrays"].items()}
+        zeros = np.zeros(len(trials), dtype=np.int64)
+        raw = self._read(opened, positions, trials, {k: (zeros, n) for k, n in width.items()})
         out = {k: self._finish(opened, k, v, None) for k, v in raw.items()}
         stimulus = "images" if "images" in out else None
         if stimulus is not None:
             images = out[stimulus]
-            if self.options.scale != 1:
+            if self.options.scale != 1 and not opened["prescaled"]:
                 images = rescale_images(images, self.options.scale)
             if self.options.include_behavior:
                 pupil = out.get("pupil_center") if self.options.include_pupil else None
@@ -257,38 +341,14 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             starts = (torch.rand(len(trials), dtype=torch.float64) * high).long().numpy()
         return starts, np.full(len(trials), frames, dtype=np.int64)
 
-    def _read_windows(
-        self,
-        opened: dict[str, Any],
-        key: str,
-        positions: Any,
-        trials: np.ndarray,
-        starts: np.ndarray,
-        length: int,
-    ) -> np.ndarray:
-        arr = opened["arrays"][key]
-        if opened["memory"] is not None:
-            rows = opened["memory"][key][np.asarray(positions)]
-            return np.stack([r[..., s : s + length] for r, s in zip(rows, starts, strict=True)])
-
-        async def gather() -> list[Any]:
-            sels = [
-                (int(t), Ellipsis, slice(int(s), int(s) + length))
-                for t, s in zip(trials, starts, strict=True)
-            ]
-            return await gather_or_cancel([arr._async_array.getitem(sel) for sel in sels])
-
-        parts = sync(gather())
-        return np.stack([np.asarray(p) for p in parts])
-
     def _dynamic_batch(
         self, opened: dict[str, Any], positions: Any, trials: np.ndarray
     ) -> dict[str, torch.Tensor]:
         starts, lengths = self._window(opened, trials)
         length = int(lengths.max()) if len(lengths) else 0
         out = {}
-        for key in opened["arrays"]:
-            block = self._read_windows(opened, key, positions, trials, starts, length)
+        raw = self._read(opened, positions, trials, {k: (starts, length) for k in opened["arrays"]})
+        for key, block in raw.items():
             if block.dtype.kind == "f":
                 for j, n in enumerate(lengths):  # windows past a short trial's valid length
                     block[j, ..., n:] = np.nan

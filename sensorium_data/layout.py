@@ -27,9 +27,11 @@ from .schema import (
     coordinate_names,
     data_dims,
     meta_dims,
+    scaled_path,
 )
+from .transforms import rescaled_size
 
-__all__ = ["create_mouse_group", "restore_values", "stored_values"]
+__all__ = ["create_mouse_group", "restore_values", "scaled_images", "stored_values"]
 
 _MAX_EXTRA_BYTES = 1 << 20
 
@@ -167,9 +169,53 @@ def create_mouse_group(
             attributes={"coordinates": " ".join(coords)},
         )
         variables[key] = {"source": f"data/{key}", "dtype": spec.dtype.str}
+    meta["scaled"] = _create_scaled(group, tree, dims, chunking)
     meta["statistics"] = _write_statistics(group, tree, dims)
     group.attrs[ATTRS_KEY] = meta
     return group, block
+
+
+def scaled_images(tree: FileTree, chunking: ChunkOptions) -> tuple[float, ...]:
+    """The scales at which ``tree``'s images get a stored model-ready copy."""
+    spec = tree.specs.get("images")
+    if tree.kind != "static" or spec is None or len(spec.shape) != 3:
+        return ()
+    return chunking.image_scales
+
+
+def _create_scaled(
+    group: zarr.Group, tree: FileTree, dims: dict[str, Any], chunking: ChunkOptions
+) -> dict[str, Any]:
+    """Empty arrays for the rescaled images (written block by block with the full ones)."""
+    out: dict[str, Any] = {}
+    for scale in scaled_images(tree, chunking):
+        c, h, w = tree.specs["images"].shape
+        shape = (tree.n_trials, c, rescaled_size(h, scale), rescaled_size(w, scale))
+        chunks, shards = choose_chunks(tree.kind, dims["images"], shape, 4, chunking)
+        path = scaled_path(scale)
+        group.create_array(
+            path,
+            shape=shape,
+            dtype="float32",
+            chunks=chunks,
+            shards=shards,
+            compressors=BloscCodec(
+                cname=chunking.compressor,
+                clevel=chunking.clevel,
+                shuffle=chunking.shuffle_for("images"),
+            ),
+            # own names: a DataTree child must align with its mouse's height and width
+            dimension_names=["trial", "channel", "scaled_height", "scaled_width"],
+            fill_value=np.nan,
+            attributes={
+                "scale": scale,
+                "source": "images",
+                "method": "neuralpredictors ScaleInputs: skimage.transform.rescale, order 1, "
+                "mode reflect, no anti-aliasing, preserve_range (bit-identical, float32)",
+            },
+        )
+        out[repr(scale)] = path
+    return out
 
 
 def _write_index_coords(group: zarr.Group, tree: FileTree, sizes: dict[str, int]) -> None:

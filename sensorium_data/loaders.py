@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
-from .datasets import MouseDataset, SampleOptions
+from .datasets import RESIDENT_BYTES, MouseDataset, SampleOptions
 from .errors import SensoriumDataError
 from .samplers import BlockShuffleSampler
 from .stores import open_root, read_mice, resolve_mouse, store_url
@@ -112,6 +112,7 @@ def make_loaders(
     in_memory: bool | str = False,
     memory_budget: int = 2 * 2**30,
     retries: int = 4,
+    resident_bytes: int = RESIDENT_BYTES,
     **loader_kwargs: Any,
 ) -> dict[str, dict[str, DataLoader]]:
     """``{tier: {mouse: DataLoader}}`` for the mice and tiers of a store.
@@ -139,6 +140,9 @@ def make_loaders(
         selected arrays of a dataset fit in ``memory_budget`` bytes; ``False``: stream.
     retries
         Retries of transient read errors (remote stores).
+    resident_bytes
+        Streamed datasets hold arrays of at most this many bytes in RAM (read once per
+        process): behaviour and pupil centre, whose chunks are too small to stream well.
     **loader_kwargs
         Passed to :class:`torch.utils.data.DataLoader` (``num_workers``, ``pin_memory``,
         ``persistent_workers``, ``multiprocessing_context``, ``prefetch_factor``, ...).
@@ -191,6 +195,7 @@ def make_loaders(
                 storage_options=storage_options,
                 in_memory=memory,
                 retries=retries,
+                resident_bytes=resident_bytes,
             )
             sampler = BlockShuffleSampler(
                 trials // chunk,

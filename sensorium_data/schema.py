@@ -23,6 +23,7 @@ __all__ = [
     "coordinate_names",
     "data_dims",
     "meta_dims",
+    "scaled_path",
 ]
 
 FORMAT_VERSION = 1
@@ -131,6 +132,11 @@ class ChunkOptions:
     shuffle
         Blosc filter before compression: ``auto`` (default: see :data:`AUTO_SHUFFLE`),
         ``shuffle`` (bytes), ``bitshuffle`` or ``noshuffle`` for every array.
+    image_scales
+        2022 (static) data: also store the images rescaled by these factors, as the kits'
+        ``ScaleInputs`` does it (bit-identical), under ``<mouse>/scaled/<scale>/images``
+        (float32). Loaders asking for one of these scales read the small copy instead of
+        rescaling every batch. Default ``(0.25,)``: the baselines' 36x64; ``()`` stores none.
     """
 
     trials_per_chunk: int | None = None
@@ -139,8 +145,13 @@ class ChunkOptions:
     compressor: str = "lz4"
     clevel: int = 5
     shuffle: str = "auto"
+    image_scales: tuple[float, ...] = (0.25,)
 
     def __post_init__(self) -> None:
+        scales = tuple(self.image_scales)
+        if any(not isinstance(x, int | float) or not 0 < x < 1 for x in scales):
+            raise ValueError(f"image_scales must be factors between 0 and 1, got {scales!r}")
+        object.__setattr__(self, "image_scales", tuple(sorted({float(x) for x in scales})))
         for name in ("trials_per_chunk", "trials_per_shard", "frames_per_chunk"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -167,6 +178,11 @@ class ChunkOptions:
         tps = self.trials_per_shard or (512 if kind == "static" else 4)
         tps = max(tpc, tps // tpc * tpc)  # a shard holds whole chunks
         return tpc, tps, self.frames_per_chunk or 25
+
+
+def scaled_path(scale: float, key: str = "images") -> str:
+    """Path, inside a mouse group, of the copy of ``key`` rescaled by ``scale``."""
+    return f"scaled/{float(scale)!r}/{key}"
 
 
 def choose_chunks(

@@ -14,6 +14,7 @@ checksums.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import google_crc32c
@@ -23,39 +24,56 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-__all__ = ["ShardEncoder", "write_shards"]
+__all__ = ["ShardEncoder", "ShardLayout", "shard_layout", "write_shards"]
 
 _EMPTY = np.uint64(2**64 - 1)
 _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
+@dataclass(frozen=True)
+class ShardLayout:
+    """The one sharded layout this module writes and :mod:`.chunkread` reads."""
+
+    codec: numcodecs.Blosc
+    chunk_shape: tuple[int, ...]
+    shard_shape: tuple[int, ...]
+
+
+def shard_layout(array: zarr.Array) -> ShardLayout:
+    """The layout of ``array``; ``ValueError`` unless it is bytes/little + blosc inside shards
+    with a bytes + crc32c index at the end."""
+    codecs = array.metadata.to_dict().get("codecs", [])
+    if len(codecs) != 1 or codecs[0]["name"] != "sharding_indexed":
+        raise ValueError("not a sharded array")
+    conf = codecs[0]["configuration"]
+    inner = conf["codecs"]
+    ok = (
+        conf["index_location"] == "end"
+        and [c["name"] for c in conf["index_codecs"]] == ["bytes", "crc32c"]
+        and [c["name"] for c in inner] == ["bytes", "blosc"]
+        and inner[0].get("configuration", {}).get("endian", "little") == "little"
+    )
+    if not ok:
+        raise ValueError(f"unsupported shard layout {conf}")
+    blosc = inner[1]["configuration"]
+    codec = numcodecs.Blosc(
+        cname=blosc["cname"],
+        clevel=blosc["clevel"],
+        shuffle=_SHUFFLE[blosc["shuffle"]],
+        blocksize=blosc.get("blocksize", 0),
+    )
+    return ShardLayout(codec, tuple(conf["chunk_shape"]), tuple(array.shards or ()))
 
 
 class ShardEncoder:
     """Encodes blocks of an array into shards, as zarr's ``sharding_indexed`` codec would."""
 
     def __init__(self, array: zarr.Array) -> None:
-        codecs = array.metadata.to_dict()["codecs"]
-        if len(codecs) != 1 or codecs[0]["name"] != "sharding_indexed":
-            raise ValueError("not a sharded array")
-        conf = codecs[0]["configuration"]
-        inner = conf["codecs"]
-        ok = (
-            conf["index_location"] == "end"
-            and [c["name"] for c in conf["index_codecs"]] == ["bytes", "crc32c"]
-            and [c["name"] for c in inner] == ["bytes", "blosc"]
-            and inner[0].get("configuration", {}).get("endian", "little") == "little"
-        )
-        if not ok:
-            raise ValueError(f"unsupported shard layout {conf}")
-        blosc = inner[1]["configuration"]
-        self.codec = numcodecs.Blosc(
-            cname=blosc["cname"],
-            clevel=blosc["clevel"],
-            shuffle=_SHUFFLE[blosc["shuffle"]],
-            blocksize=blosc.get("blocksize", 0),
-        )
+        layout = shard_layout(array)
+        self.codec = layout.codec
         self.array = array
-        self.chunk_shape = tuple(conf["chunk_shape"])
-        self.shard_shape = tuple(array.shards or ())
+        self.chunk_shape = layout.chunk_shape
+        self.shard_shape = layout.shard_shape
         self.dtype = array.dtype.newbyteorder("<")
         self.fill_value = array.fill_value
 

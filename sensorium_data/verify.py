@@ -19,6 +19,7 @@ from .filetree import FileTree, open_tree
 from .layout import restore_values
 from .schema import ATTRS_KEY
 from .stores import open_root, read_mice, resolve_mouse
+from .transforms import rescale_images
 
 __all__ = ["verify"]
 
@@ -100,6 +101,8 @@ def _verify_mouse(group: zarr.Group, tree: FileTree, budget: int, progress: bool
                         f"{where}: data/{key} trials {start}..{stop - 1}: " + _describe(block, src)
                     )
                     break
+                if key == "images":
+                    out += _verify_scaled(group, meta, src, start, where)
                 if tree.kind == "dynamic" and "frame" in (arr.metadata.dimension_names or ()):
                     if valid is None:
                         valid = np.full(tree.n_trials, np.iinfo(np.int32).max, dtype=np.int32)
@@ -120,6 +123,20 @@ def _verify_mouse(group: zarr.Group, tree: FileTree, budget: int, progress: bool
                 out.append(f"{where}: {field} (stored as {name!r}): " + _describe(got, arr))
     out += _verify_statistics(group, tree, meta, where)
     out += _verify_index(group, tree, where)
+    return out
+
+
+def _verify_scaled(
+    group: zarr.Group, meta: dict[str, Any], images: np.ndarray, start: int, where: str
+) -> list[str]:
+    """The stored rescaled images of trials ``start..`` equal the kit's rescale of the source."""
+    out = []
+    for scale, path in meta.get("scaled", {}).items():
+        got = group[path][start : start + len(images)]
+        want = rescale_images(images, float(scale))
+        if not _same(got, want):
+            stop = start + len(images) - 1
+            out.append(f"{where}: {path} trials {start}..{stop}: " + _describe(got, want))
     return out
 
 

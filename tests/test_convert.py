@@ -228,3 +228,34 @@ def test_shuffle_auto_per_variable_and_override(tmp_path: Path) -> None:
     assert verify(tmp_path / "one.zarr", [src]) == []
     with pytest.raises(ValueError, match="shuffle must be one of auto"):
         sd.ChunkOptions(shuffle="byte")
+
+
+def test_model_ready_images_are_the_kits_rescale_and_verified(tmp_path: Path) -> None:
+    from sensorium_data.transforms import rescale_images
+
+    src = write_tree(tmp_path, "static", n_trials=21)
+    store = tmp_path / "s.zarr"
+    opts = sd.ChunkOptions(image_scales=(0.5, 0.25), trials_per_chunk=4, trials_per_shard=8)
+    sd.convert([src], store, chunking=opts, progress=False)
+    mouse = zarr.open_group(str(store / "11111-1-1"), mode="r")
+    full = mouse["images"][...]
+    assert dict(mouse.attrs)["sensorium"]["scaled"] == {
+        "0.25": "scaled/0.25/images",
+        "0.5": "scaled/0.5/images",
+    }
+    for scale in (0.25, 0.5):
+        small = mouse[f"scaled/{scale}/images"]
+        assert small.dtype == np.float32 and small.chunks[0] == 4
+        np.testing.assert_array_equal(small[...], rescale_images(full, scale))
+    assert verify(store, [src]) == []
+    # a corrupted copy is reported, naming it
+    zarr.open_array(str(store / "11111-1-1" / "scaled" / "0.5" / "images"), mode="r+")[9] = 0
+    (problem,) = verify(store, [src])
+    assert "scaled/0.5/images trials 8..15" in problem
+    # none are stored on request, and 2023 videos never get one
+    sd.convert(
+        [src], store, chunking=sd.ChunkOptions(image_scales=()), overwrite=True, progress=False
+    )
+    assert "scaled" not in zarr.open_group(str(store / "11111-1-1"), mode="r")
+    with pytest.raises(ValueError, match="image_scales must be factors between 0 and 1"):
+        sd.ChunkOptions(image_scales=(2.0,))

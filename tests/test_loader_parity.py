@@ -58,9 +58,11 @@ DYNAMIC_CASES = [
 ]
 
 
-def _compare(kind: str, trees, case: dict, tier: str) -> int:
+def _compare(kind: str, trees, case: dict, tier: str, reading: str = "streamed") -> int:
     tree, store = trees[kind]
     case = dict(case)
+    if reading == "streamed":  # every array chunk by chunk (ChunkReader), none held in RAM
+        case["resident_bytes"] = 0
     neurons = None
     if case.pop("neuron_ids", None) == "odd":
         unit_ids = np.load(tree / "meta/neurons/unit_ids.npy")
@@ -109,13 +111,26 @@ def _compare(kind: str, trees, case: dict, tier: str) -> int:
 
 @pytest.mark.parametrize("case", STATIC_CASES, ids=[str(c) for c in STATIC_CASES])
 @pytest.mark.parametrize("tier", ["validation", "test"])
-def test_static_batches_equal_the_official_pipeline(trees, case: dict, tier: str) -> None:
-    assert _compare("static", trees, case, tier) == 15
+@pytest.mark.parametrize("reading", ["streamed", "resident"])
+def test_static_batches_equal_the_official_pipeline(
+    trees, case: dict, tier: str, reading: str
+) -> None:
+    assert _compare("static", trees, case, tier, reading) == 15
 
 
 @pytest.mark.parametrize("case", DYNAMIC_CASES, ids=[str(c) for c in DYNAMIC_CASES])
-def test_dynamic_batches_equal_the_official_pipeline(trees, case: dict) -> None:
-    assert _compare("dynamic", trees, case, "validation") == 8
+@pytest.mark.parametrize("reading", ["streamed", "resident"])
+def test_dynamic_batches_equal_the_official_pipeline(trees, case: dict, reading: str) -> None:
+    assert _compare("dynamic", trees, case, "validation", reading) == 8
+
+
+def test_static_batches_without_a_stored_rescaled_copy(trees, tmp_path: Path) -> None:
+    """A store converted with no model-ready images rescales every batch, to the same values."""
+    tree, _ = trees["static"]
+    store = tmp_path / "plain.zarr"
+    sd.convert([tree], store, chunking=sd.ChunkOptions(image_scales=()), progress=False)
+    case = {"scale": 0.25, "include_behavior": True}
+    assert _compare("static", {"static": (tree, store)}, case, "test") == 15
 
 
 def test_dynamic_train_windows_equal_the_official_pipeline_at_their_starts(trees) -> None:

@@ -118,6 +118,10 @@ def test_in_memory_equals_streaming(store: Path) -> None:
             batches(store, mouse, "validation", in_memory=True, **kw),
             batches(store, mouse, "validation", **kw),
         )
+        assert_same(
+            batches(store, mouse, "validation", resident_bytes=0, **kw),
+            batches(store, mouse, "validation", **kw),
+        )
     auto = make_loaders(
         store, mice=[STATIC], tiers=["train"], in_memory="auto", memory_budget=10**9
     )
@@ -132,7 +136,9 @@ def test_faults_are_retried_and_never_reach_a_batch(store: Path, http_server) ->
     expected = batches(store, DYNAMIC, "validation", **DYN_KW)
     # about one request in five fails (503) or is cut off mid-body; each is retried up to 8 times
     srv = http_server(store.parent, fail_every=7, reset_every=11, reset_mode="truncate")
-    got = batches(srv.url_for("s.zarr"), DYNAMIC, "validation", retries=8, **DYN_KW)
+    got = batches(
+        srv.url_for("s.zarr"), DYNAMIC, "validation", retries=8, resident_bytes=0, **DYN_KW
+    )
     assert_same(got, expected)
     assert srv.fault_counts.get("503", 0) > 0 and srv.fault_counts.get("reset", 0) > 0
     close_cached_filesystems()
@@ -142,7 +148,12 @@ def test_faults_are_retried_and_never_reach_a_batch(store: Path, http_server) ->
 def test_a_persistent_error_names_the_url_and_chunk(store: Path, http_server) -> None:
     srv = http_server(store.parent)
     loaders = make_loaders(
-        srv.url_for("s.zarr"), mice=[STATIC], tiers=["test"], retries=1, batch_size=4
+        srv.url_for("s.zarr"),
+        mice=[STATIC],
+        tiers=["test"],
+        retries=1,
+        batch_size=4,
+        resident_bytes=0,  # stream even behaviour and pupil centre
     )
     batches_ = iter(loaders["test"][STATIC])
     next(batches_)  # the store is open, its first chunks read

@@ -1,0 +1,107 @@
+"""ChunkReader reads exactly what zarr reads, from the shards the converter writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zarr.codecs import BloscCodec
+
+from sensorium_data.chunkread import ChunkReader, reader_for
+from sensorium_data.errors import RemoteReadError
+from sensorium_data.shards import write_shards
+
+
+def sharded(path: Path, shape, chunks, shards, *, write=True) -> zarr.Array:
+    arr = zarr.create_array(
+        str(path),
+        shape=shape,
+        chunks=chunks,
+        shards=shards,
+        dtype="float32",
+        fill_value=np.nan,
+        compressors=BloscCodec(cname="lz4", shuffle="shuffle"),
+    )
+    if write:
+        data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        for start in range(0, shape[0], shards[0]):
+            write_shards(arr, start, data[start : start + shards[0]])
+    return arr
+
+
+@pytest.fixture(scope="module")
+def arrays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zarr.Array]:
+    tmp = tmp_path_factory.mktemp("chunkread")
+    return {
+        "rows": sharded(tmp / "rows", (37, 5), (4, 5), (8, 5)),
+        "frames": sharded(tmp / "frames", (13, 3, 2, 41), (1, 3, 2, 6), (4, 3, 2, 42)),
+    }
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_rows_equal_zarr(arrays, data) -> None:
+    arr = arrays["rows"]
+    trials = np.array(data.draw(st.lists(st.integers(0, 36), max_size=20)), dtype=np.int64)
+    got = ChunkReader(arr).rows(trials)
+    np.testing.assert_array_equal(got, arr[...][trials])
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_windows_equal_zarr(arrays, data) -> None:
+    arr = arrays["frames"]
+    length = data.draw(st.integers(1, 41))
+    n = data.draw(st.integers(0, 6))
+    trials = np.array(data.draw(st.lists(st.integers(0, 12), min_size=n, max_size=n)))
+    starts = np.array(data.draw(st.lists(st.integers(0, 41 - length), min_size=n, max_size=n)))
+    reader = ChunkReader(arr)
+    got = reader.windows(trials.astype(np.int64), starts.astype(np.int64), length)
+    full = arr[...]
+    want = [full[t, ..., s : s + length] for t, s in zip(trials, starts, strict=True)]
+    assert got.shape == (n, 3, 2, length)
+    np.testing.assert_array_equal(got, np.array(want).reshape(got.shape))
+    assert (reader.bytes_read > 0) == (n > 0)
+
+
+def test_bytes_read_are_the_chunks_touched(arrays) -> None:
+    reader = ChunkReader(arrays["frames"])
+    reader.windows(np.array([0]), np.array([6]), 6)  # exactly one 6-frame chunk
+    one = reader.bytes_read
+    reader.windows(np.array([0]), np.array([7]), 6)  # straddles two chunks
+    assert 0 < one < reader.bytes_read - one <= 2 * one + 64
+
+
+def test_unwritten_shards_read_as_the_fill_value(tmp_path: Path) -> None:
+    arr = sharded(tmp_path / "empty", (10, 3), (2, 3), (4, 3), write=False)
+    assert np.isnan(ChunkReader(arr).rows(np.array([0, 9]))).all()
+
+
+def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:
+    plain = zarr.create_array(str(tmp_path / "plain"), shape=(4, 3), chunks=(2, 3), dtype="f4")
+    assert reader_for(plain) is None
+    middle = zarr.create_array(
+        str(tmp_path / "mid"), shape=(4, 6, 3), chunks=(2, 2, 3), shards=(2, 6, 3), dtype="f4"
+    )
+    assert reader_for(middle) is None  # chunked along a middle axis
+
+
+def test_bad_requests_and_a_corrupt_index(tmp_path: Path) -> None:
+    arr = sharded(tmp_path / "a", (8, 3), (2, 3), (4, 3))
+    reader = ChunkReader(arr)
+    with pytest.raises(IndexError, match="trials out of range 0..7"):
+        reader.rows(np.array([8]))
+    shard = tmp_path / "a" / "c" / "1" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0xFF  # flip a byte of the index
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(RemoteReadError, match=r"a/c/1/0: shard index failed its checksum|c/1/0"):
+        ChunkReader(zarr.open_array(str(tmp_path / "a"), mode="r")).rows(np.array([5]))
+    with pytest.raises(TypeError, match="open one in each process"):
+        import pickle
+
+        pickle.dumps(reader)
