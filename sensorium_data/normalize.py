@@ -224,25 +224,33 @@ class Normalizer:
                 f"no {self.source!r} statistics for data key {key!r}; the normaliser has "
                 f"{sorted({*self.mean, *self.precision})}"
             )
-        x = values.astype(np.float64, copy=False)
-        out: np.ndarray
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if key in self.precision:
-                out = x * self._frames(key, self.precision[key], values, frame_start)
-            else:
-                mean = self._frames(key, self.mean[key], values, frame_start)
-                std = self._frames(key, self.std[key], values, frame_start)
-                out = (x - mean) / std
-        return out.astype(np.float32)
-
-    def _frames(
-        self, key: str, stat: np.ndarray, values: np.ndarray, frame_start: Any
-    ) -> np.ndarray:
-        """The statistic broadcastable against the batch (2023: sliced to each sample's frames)."""
-        if self.kind == "static":
+        out = np.empty(values.shape, dtype=np.float32)
+        if self.kind == "dynamic" and values.shape[0] > 0:
+            starts = self._starts(key, values, frame_start)
+            for j, start in enumerate(starts.tolist()):  # one window's statistics per sample
+                self._apply(key, values[j], out[j], slice(start, start + values.shape[-1]))
+        elif values.shape[0] > 0:
             if frame_start is not None:
                 raise ValueError("frame_start is only for dynamic (2023) data")
-            return stat
+            self._apply(key, values, out, None)
+        return out
+
+    def _apply(self, key: str, x: np.ndarray, out: np.ndarray, frames: slice | None) -> None:
+        """Normalise ``x`` into ``out`` (float32): computed in float64, rounded once."""
+
+        def stat(values: np.ndarray) -> np.ndarray:
+            return values if frames is None else values[..., frames]
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if key in self.precision:
+                np.multiply(x, stat(self.precision[key]), out=out, casting="same_kind")
+            else:
+                centred = np.subtract(x, stat(self.mean[key]), dtype=np.float64)
+                np.divide(centred, stat(self.std[key]), out=out, casting="same_kind")
+
+    def _starts(self, key: str, values: np.ndarray, frame_start: Any) -> np.ndarray:
+        """Each sample's first frame, checked against the per-frame statistics."""
+        stat = self.precision[key] if key in self.precision else self.mean[key]
         if values.ndim != _DYNAMIC_NDIM[key] + 1 or stat.ndim != _DYNAMIC_NDIM[key]:
             raise ValueError(
                 f"{key}: expected a batch of {_DYNAMIC_NDIM[key]}-d trials with frames last and "
@@ -256,8 +264,4 @@ class Normalizer:
                 f"{key}: windows of {n_frames} frames from starts {starts.tolist()} do not fit "
                 f"the {n_stat} frames of the statistics"
             )
-        if batch == 0 or np.all(starts == starts[0]):
-            start = int(starts[0]) if batch else 0
-            return stat[..., start : start + n_frames]
-        index = starts[:, None] + np.arange(n_frames)  # (B, T)
-        return np.moveaxis(np.take(stat, index, axis=-1), -2, 0)  # (..., B, T) -> (B, ..., T)
+        return starts
