@@ -86,6 +86,8 @@ def convert(
     """
     chunking = chunking or ChunkOptions()
     url = store_url(store)
+    if not isinstance(url, str):
+        raise TypeError(f"store must be a path or URL, got {type(store).__name__}")
     _check_scheduler(scheduler, url)
     trees = [
         s if isinstance(s, FileTree) else open_tree(s, source_options) for s in _as_sources(sources)

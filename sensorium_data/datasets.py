@@ -11,6 +11,7 @@ Nothing is moved to a device here.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from zarr.core.sync import sync
+from zarr.core.sync import _get_loop, sync
 
-from .chunkread import read_windows, reader_for
+from .chunkread import reader_for
 from .normalize import Normalizer
 from .stores import (
     gather_or_cancel,
@@ -38,6 +39,8 @@ __all__ = ["RESIDENT_BYTES", "MouseDataset", "SampleOptions"]
 #: 2023: 2.4 KB a trial) are read whole once per process and indexed in RAM; larger ones are
 #: streamed chunk by chunk, so memory stays bounded whatever the number of trials.
 RESIDENT_BYTES = 32 * 2**20
+#: Prefetched batches a dataset holds at most (see :meth:`MouseDataset.prefetch`).
+MAX_PENDING = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,21 +96,35 @@ def read_trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
     zarr's integer (orthogonal) indexing through a sharded array costs about 4x more than
     slicing the same chunks and picking the rows in numpy (benchmarks/dataloader.py).
     """
+    return sync(trial_rows(arr, trials))
+
+
+async def trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
+    """The coroutine behind :func:`read_trial_rows`."""
     step = arr.chunks[0]
     chunk_ids = np.unique(trials // step)
     runs = np.split(chunk_ids, np.flatnonzero(np.diff(chunk_ids) > 1) + 1)
     spans = [(int(r[0]) * step, min((int(r[-1]) + 1) * step, arr.shape[0])) for r in runs]
-
-    async def read() -> list[Any]:
-        return await gather_or_cancel([arr._async_array.getitem(slice(a, b)) for a, b in spans])
-
-    blocks = [np.asarray(b) for b in sync(read())]
+    reads = [arr._async_array.getitem(slice(a, b)) for a, b in spans]
+    blocks = [np.asarray(b) for b in await gather_or_cancel(reads)]
     starts = np.array([a for a, _ in spans])
     which = np.searchsorted(starts, trials, side="right") - 1
     out = np.empty((len(trials), *arr.shape[1:]), dtype=arr.dtype)
     for j, (w, t) in enumerate(zip(which, trials, strict=True)):
         out[j] = blocks[w][t - starts[w]]
     return out
+
+
+async def _zarr_read(arr: Any, trials: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """Windows through zarr itself, for arrays :class:`ChunkReader` does not read."""
+    if length == arr.shape[-1]:
+        return await trial_rows(arr, trials)
+    sels = [
+        (int(t), Ellipsis, slice(int(s), int(s) + length))
+        for t, s in zip(trials, starts, strict=True)
+    ]
+    parts = await gather_or_cancel([arr._async_array.getitem(sel) for sel in sels])
+    return np.stack([np.asarray(p) for p in parts])
 
 
 def _cut(rows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
@@ -164,10 +181,12 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         self.resident_bytes = resident_bytes
         self._opened: dict[str, Any] | None = None
         self._pid = -1
+        self._pending: dict[tuple[int, ...], Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_opened"], state["_pid"] = None, -1  # reopened lazily in the new process
+        state["_pending"] = {}
         return state
 
     def __len__(self) -> int:
@@ -177,6 +196,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
     @property
     def opened(self) -> dict[str, Any]:
         if self._opened is None or self._pid != os.getpid():
+            self._pending = {}  # a fork's copy: the futures belong to the parent
             self._opened = self._open()
             self._pid = os.getpid()
         return self._opened
@@ -206,6 +226,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         if scaled is not None and "images" in opened["arrays"] and self._commutes(opened):
             opened["arrays"]["images"] = group[scaled]
             opened["prescaled"] = True
+        opened["resident"], opened["readers"] = {}, {}
         if self.in_memory:
             opened["memory"] = {
                 k: a.get_orthogonal_selection((self.trials,)) for k, a in opened["arrays"].items()
@@ -243,58 +264,82 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
 
     def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
         opened = self.opened
-        trials = self.trials[np.asarray(positions, dtype=np.int64)]
+        pending = self._pending.pop(tuple(positions), None)
+        if pending is None:
+            plan = self._plan(opened, positions)
+            raw = sync(self._read(opened, plan))
+        else:
+            plan, future = pending
+            raw = future.result()
         if opened["kind"] == "dynamic":
-            return self._dynamic_batch(opened, positions, trials)
-        return self._static_batch(opened, positions, trials)
+            return self._dynamic_batch(opened, plan, raw)
+        return self._static_batch(opened, plan, raw)
 
-    def _read(
-        self,
-        opened: dict[str, Any],
-        positions: Any,
-        trials: np.ndarray,
-        windows: dict[str, tuple[np.ndarray, int]],
-    ) -> dict[str, np.ndarray]:
+    def prefetch(self, positions: list[int]) -> None:
+        """Start reading the batch at ``positions`` in the background (on zarr's I/O thread).
+
+        The next ``__getitems__(positions)`` in this process takes the result instead of
+        reading; errors surface there. At most :data:`MAX_PENDING` batches are held (older
+        ones are dropped). ``make_loaders`` calls this a few batches ahead when
+        ``num_workers=0``. 2023 windows are drawn here, in batch order.
+        """
+        opened = self.opened
+        plan = self._plan(opened, positions)
+        future = asyncio.run_coroutine_threadsafe(self._read(opened, plan), _get_loop())
+        self._pending[tuple(positions)] = (plan, future)
+        while len(self._pending) > MAX_PENDING:
+            self._pending.pop(next(iter(self._pending)))[1].cancel()
+
+    def discard(self, positions: list[int] | None = None) -> None:
+        """Drop the prefetched batch at ``positions`` (``None``: all of them)."""
+        keys = list(self._pending) if positions is None else [tuple(positions)]
+        for key in keys:
+            entry = self._pending.pop(key, None)
+            if entry is not None:
+                entry[1].cancel()
+
+    def _plan(self, opened: dict[str, Any], positions: Any) -> dict[str, Any]:
+        """Which trials and which frames of each array a batch reads."""
+        trials = self.trials[np.asarray(positions, dtype=np.int64)]
+        plan: dict[str, Any] = {"positions": list(positions), "trials": trials}
+        if opened["kind"] == "dynamic":
+            starts, lengths = self._window(opened, trials)
+            length = int(lengths.max()) if len(lengths) else 0
+            plan.update(starts=starts, lengths=lengths)
+            plan["windows"] = {k: (starts, length) for k in opened["arrays"]}
+        else:
+            zeros = np.zeros(len(trials), dtype=np.int64)
+            plan["windows"] = {k: (zeros, a.shape[-1]) for k, a in opened["arrays"].items()}
+        for key, (starts, length) in plan["windows"].items():
+            reader = opened["readers"].get(key) if opened["memory"] is None else None
+            if reader is not None:
+                reader.check(trials, starts, length)
+        return plan
+
+    async def _read(self, opened: dict[str, Any], plan: dict[str, Any]) -> dict[str, np.ndarray]:
         """Each array's window ``(starts, length)`` of every trial, last axis (whole rows of
         arrays without frames); the streamed ones in one concurrent round of requests."""
+        trials, windows = plan["trials"], plan["windows"]
         out: dict[str, np.ndarray] = {}
-        streamed = []
+        streamed, fallback = [], []
         for key, (starts, length) in windows.items():
-            held = None
             if opened["memory"] is not None:
-                held = opened["memory"][key][np.asarray(positions, dtype=np.int64)]
+                rows = opened["memory"][key][np.asarray(plan["positions"], dtype=np.int64)]
+                out[key] = _cut(rows, starts, length)
             elif key in opened["resident"]:
-                held = opened["resident"][key][trials]
-            if held is not None:
-                out[key] = _cut(held, starts, length)
+                out[key] = _cut(opened["resident"][key][trials], starts, length)
             elif opened["readers"][key] is not None:
                 streamed.append(key)
             else:
-                out[key] = self._zarr_read(opened["arrays"][key], trials, starts, length)
-        requests = [(opened["readers"][k], trials, *windows[k]) for k in streamed]
-        out.update(zip(streamed, read_windows(requests), strict=True))
+                fallback.append(key)
+        reads = [opened["readers"][k].read(trials, *windows[k]) for k in streamed]
+        reads += [_zarr_read(opened["arrays"][k], trials, *windows[k]) for k in fallback]
+        out.update(zip(streamed + fallback, await gather_or_cancel(reads), strict=True))
         return {k: out[k] for k in windows}
 
-    @staticmethod
-    def _zarr_read(arr: Any, trials: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-        if length == arr.shape[-1]:
-            return read_trial_rows(arr, trials)
-
-        async def gather() -> list[Any]:
-            sels = [
-                (int(t), Ellipsis, slice(int(s), int(s) + length))
-                for t, s in zip(trials, starts, strict=True)
-            ]
-            return await gather_or_cancel([arr._async_array.getitem(sel) for sel in sels])
-
-        return np.stack([np.asarray(p) for p in sync(gather())])
-
     def _static_batch(
-        self, opened: dict[str, Any], positions: Any, trials: np.ndarray
+        self, opened: dict[str, Any], plan: dict[str, Any], raw: dict[str, np.ndarray]
     ) -> dict[str, torch.Tensor]:
-        width = {k: a.shape[-1] for k, a in opened["arrays"].items()}
-        zeros = np.zeros(len(trials), dtype=np.int64)
-        raw = self._read(opened, positions, trials, {k: (zeros, n) for k, n in width.items()})
         out = {k: self._finish(opened, k, v, None) for k, v in raw.items()}
         stimulus = "images" if "images" in out else None
         if stimulus is not None:
@@ -305,7 +350,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 pupil = out.get("pupil_center") if self.options.include_pupil else None
                 images = add_behavior_channels(images, out["behavior"], pupil)
             out[stimulus] = images
-        return self._tensors(out, trials)
+        return self._tensors(out, plan["trials"])
 
     def _window(self, opened: dict[str, Any], trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and length of each trial's window."""
@@ -342,12 +387,10 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         return starts, np.full(len(trials), frames, dtype=np.int64)
 
     def _dynamic_batch(
-        self, opened: dict[str, Any], positions: Any, trials: np.ndarray
+        self, opened: dict[str, Any], plan: dict[str, Any], raw: dict[str, np.ndarray]
     ) -> dict[str, torch.Tensor]:
-        starts, lengths = self._window(opened, trials)
-        length = int(lengths.max()) if len(lengths) else 0
+        trials, starts, lengths = plan["trials"], plan["starts"], plan["lengths"]
         out = {}
-        raw = self._read(opened, positions, trials, {k: (starts, length) for k in opened["arrays"]})
         for key, block in raw.items():
             if block.dtype.kind == "f":
                 for j, n in enumerate(lengths):  # windows past a short trial's valid length

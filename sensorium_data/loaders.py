@@ -8,6 +8,7 @@ order. :class:`LongCycler` cycles over the mice of a tier like the kit's ``LongC
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -113,6 +114,7 @@ def make_loaders(
     memory_budget: int = 2 * 2**30,
     retries: int = 4,
     resident_bytes: int = RESIDENT_BYTES,
+    prefetch: int = 2,
     **loader_kwargs: Any,
 ) -> dict[str, dict[str, DataLoader]]:
     """``{tier: {mouse: DataLoader}}`` for the mice and tiers of a store.
@@ -120,7 +122,9 @@ def make_loaders(
     Parameters
     ----------
     url, mice, tiers, storage_options
-        The store, its mice (default all) and tiers (default every tier but ``none``).
+        The store (a path or fsspec URL, or a zarr ``Store`` object such as a wrapper: it must
+        survive pickling or fork into worker processes), its mice (default all) and tiers
+        (default every tier but ``none``).
     batch_size
         Trials per batch.
     normalize, scale, include_behavior, include_pupil, frames, frame_offset, max_frame
@@ -143,6 +147,10 @@ def make_loaders(
     resident_bytes
         Streamed datasets hold arrays of at most this many bytes in RAM (read once per
         process): behaviour and pupil centre, whose chunks are too small to stream well.
+    prefetch
+        With ``num_workers=0``, batches read ahead in the background (on zarr's I/O thread),
+        so a remote store's latency and the decoding overlap the training step; ``0``: none.
+        With workers, DataLoader's own ``prefetch_factor`` applies instead.
     **loader_kwargs
         Passed to :class:`torch.utils.data.DataLoader` (``num_workers``, ``pin_memory``,
         ``persistent_workers``, ``multiprocessing_context``, ``prefetch_factor``, ...).
@@ -207,8 +215,11 @@ def make_loaders(
                 rank=rank,
                 world_size=world_size,
             )
+            batches: Any = sampler
+            if prefetch and not loader_kwargs.get("num_workers"):
+                batches = Lookahead(sampler, dataset, depth=prefetch)
             out.setdefault(tier, {})[mouse] = DataLoader(
-                dataset, batch_sampler=sampler, collate_fn=_identity, **loader_kwargs
+                dataset, batch_sampler=batches, collate_fn=_identity, **loader_kwargs
             )
     return out
 
@@ -234,6 +245,45 @@ def _layouts(
             ),
         }
     return out
+
+
+class Lookahead:
+    """A batch sampler that has the dataset prefetch the next ``depth`` batches it will yield.
+
+    Wraps a :class:`~sensorium_data.samplers.BlockShuffleSampler` (any other attribute, such
+    as ``set_epoch`` or ``state_dict``, is the wrapped sampler's) for ``num_workers=0``
+    loaders: when batch ``k`` is handed out, batches ``k + 1 .. k + depth`` are being read.
+    Batches prefetched but never asked for (a loop left early) are dropped.
+    """
+
+    def __init__(self, sampler: BlockShuffleSampler, dataset: MouseDataset, *, depth: int) -> None:
+        if depth < 1:
+            raise ValueError(f"prefetch depth must be >= 1, got {depth!r}")
+        self.sampler = sampler
+        self.dataset = dataset
+        self.depth = depth
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("sampler", "dataset", "depth"):  # not yet set (unpickling)
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        ahead: collections.deque[list[int]] = collections.deque()
+        try:
+            for batch in self.sampler:
+                self.dataset.prefetch(batch)
+                ahead.append(batch)
+                if len(ahead) > self.depth:
+                    yield ahead.popleft()
+            while ahead:
+                yield ahead.popleft()
+        finally:
+            for batch in ahead:
+                self.dataset.discard(batch)
 
 
 class LongCycler:

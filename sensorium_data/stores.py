@@ -54,8 +54,11 @@ class quiet:
         self._ctx.__exit__(*exc)
 
 
-def store_url(url: str | os.PathLike[str]) -> str:
-    """Normalise a path or URL (``~`` expanded, paths made absolute)."""
+def store_url(url: Any) -> Any:
+    """Normalise a path or URL (``~`` expanded, paths made absolute); a zarr ``Store`` object
+    is returned as it is."""
+    if isinstance(url, Store):
+        return url
     url = os.fspath(url)
     if "://" not in url and "::" not in url:
         return os.path.abspath(os.path.expanduser(url))

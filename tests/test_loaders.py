@@ -154,6 +154,7 @@ def test_a_persistent_error_names_the_url_and_chunk(store: Path, http_server) ->
         retries=1,
         batch_size=4,
         resident_bytes=0,  # stream even behaviour and pupil centre
+        prefetch=0,  # the next batch is read when asked for, after the server stopped
     )
     batches_ = iter(loaders["test"][STATIC])
     next(batches_)  # the store is open, its first chunks read
@@ -208,3 +209,46 @@ def test_long_cycler_visits_every_mouse(store: Path) -> None:
     longest = max(len(loader) for loader in loaders["train"].values())
     assert len(mice) == len(cycler) == 2 * longest
     assert mice[:4] == [STATIC, DYNAMIC, STATIC, DYNAMIC]
+
+
+def test_prefetching_gives_the_same_batches_and_cleans_up(store: Path) -> None:
+    for mouse, kw in ((STATIC, {}), (DYNAMIC, DYN_KW)):
+        torch.manual_seed(3)  # 2023 train windows come from torch's generator
+        plain = batches(store, mouse, "train", prefetch=0, resident_bytes=0, **kw)
+        torch.manual_seed(3)
+        ahead = batches(store, mouse, "train", prefetch=3, resident_bytes=0, **kw)
+        assert_same(ahead, plain)
+    (loader,) = make_loaders(store, mice=[STATIC], tiers=["train"], batch_size=4, prefetch=2)[
+        "train"
+    ].values()
+    assert len(loader) == len(loader.batch_sampler.sampler)
+    loader.batch_sampler.set_epoch(1)  # the wrapped sampler's methods are reachable
+    it = iter(loader)
+    next(it)
+    assert len(loader.dataset._pending) == 2  # batches 2 and 3 are being read
+    del it
+    gc.collect()
+    assert loader.dataset._pending == {}  # a loop left early drops what it read ahead
+    with pytest.raises(ValueError, match="prefetch depth must be >= 1"):
+        sd.loaders.Lookahead(loader.batch_sampler.sampler, loader.dataset, depth=0)
+
+
+def test_a_failed_prefetch_raises_when_its_batch_is_asked_for(store: Path, http_server) -> None:
+    srv = http_server(store.parent)
+    (loader,) = make_loaders(
+        srv.url_for("s.zarr"),
+        mice=[STATIC],
+        tiers=["test"],
+        retries=1,
+        batch_size=2,
+        resident_bytes=0,
+        prefetch=1,
+    )["test"].values()
+    it = iter(loader)
+    next(it)  # batch 2 is already read; batch 3's read starts when batch 2 is handed out
+    next(it)
+    srv.stop()
+    with pytest.raises(RemoteReadError, match=r"s\.zarr"):
+        for _ in it:
+            pass
+    wait_for_background_reads()
