@@ -21,10 +21,11 @@ What it measures, on a synthetic 2022 (``static``) and 2023 (``dynamic``) mouse:
   read once, 2023 with the SciPy >= 1.16 ``zoom`` shortcut at ``scale=1``), which is leaner than
   the kits. Ratios are to neuralpredictors where it ran, else to the reference.
 
-Each configuration runs in a spawned child; peak RSS is that child's ``ru_maxrss`` (and its
-largest worker's); the S3 rows' include nothing of the moto server, which runs in the parent. Page cache is warm (every file of the store or tree is read right before
-each run). Trees come from :func:`benchmarks.convert.make_tree` (reused under
-``--workdir``/trees); each is converted once to ``--workdir``/stores/<tag>.zarr and reused.
+Each configuration runs in a spawned child; peak RSS is that child's (``VmHWM``) and its
+largest worker's; the S3 rows' include nothing of the moto server, which runs in the parent.
+Page cache is warm (every file of the store or tree is read right before each run). Trees come
+from :func:`benchmarks.convert.make_tree` (reused under ``--workdir``/trees); each is converted
+once to ``--workdir``/stores/<tag>.zarr and reused.
 
 Run::
 
