@@ -1,4 +1,5 @@
-"""The ``sensorium-data`` command line: convert, verify, info, export, synth, demo."""
+"""The ``sensorium-data`` command line: convert, verify, info, export, synth, demo, score,
+ground-truth, leaderboard."""
 
 from __future__ import annotations
 
@@ -143,6 +144,43 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic data -> convert -> open -> summary")
     p.add_argument("--workdir", default=None, help="folder to work in (default: a temporary one)")
+
+    p = sub.add_parser("score", help="validate a submission and score it with the official metrics")
+    p.add_argument("submission", metavar="SUBMISSION", help="submission file, zip or folder")
+    p.add_argument("--truth", required=True, metavar="STORE", help="store with the responses")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
+    p.add_argument("--mouse", default=None, help="2022: the mouse of flat CSVs (default: found)")
+    p.add_argument("--skip", type=int, default=50, help="2023: unscored first frames (50)")
+    p.add_argument(
+        "--any-neuron-order", action="store_true", help="2023: accept permuted neuron_ids"
+    )
+    _add_storage(p)
+
+    p = sub.add_parser("ground-truth", help="write the official ground-truth files of a store")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--mice", nargs="+", default=None, metavar="MOUSE", help="default: all")
+    p.add_argument(
+        "--tiers", nargs="+", default=None, metavar="TIER", help="default: the test tiers"
+    )
+    p.add_argument("--skip", type=int, default=50, help="2023: unscored first frames (50)")
+    p.add_argument(
+        "--column",
+        default="responses",
+        choices=["responses", "prediction"],
+        help="2023 value column (the official scorer's solution files use 'prediction')",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    _add_storage(p)
+
+    p = sub.add_parser("leaderboard", help="score every submission in a folder and rank them")
+    p.add_argument("directory", metavar="DIR", help="one subfolder, zip or file per entry")
+    p.add_argument("--truth", required=True, metavar="STORE", help="store with the responses")
+    p.add_argument(
+        "-o", "--output", default=None, metavar="OUTDIR", help="where to write (default: DIR)"
+    )
+    p.add_argument("--title", default="SENSORIUM leaderboard")
+    _add_storage(p)
     return parser
 
 
@@ -291,6 +329,61 @@ def _demo(args: argparse.Namespace) -> int:
         return 1 if problems else 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from .scoring import score_submission
+
+    report = score_submission(
+        args.submission,
+        args.truth,
+        mouse=args.mouse,
+        skip=args.skip,
+        strict_neuron_order=not args.any_neuron_order,
+        storage_options=args.storage_options,
+    )
+    print(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _ground_truth(args: argparse.Namespace) -> int:
+    from .submission import SubmissionExistsError, write_ground_truth
+
+    try:
+        written = write_ground_truth(
+            args.store,
+            args.output,
+            mice=args.mice,
+            tiers=args.tiers,
+            skip=args.skip,
+            column=args.column,
+            overwrite=args.overwrite,
+            storage_options=args.storage_options,
+        )
+    except SubmissionExistsError as exc:
+        raise SubmissionExistsError(f"{exc} (on the command line: --overwrite)") from None
+    for path in written:
+        print(path)
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from .scoring import leaderboard
+
+    board = leaderboard(
+        args.directory,
+        args.truth,
+        out_dir=args.output,
+        title=args.title,
+        storage_options=args.storage_options,
+    )
+    print(board.to_markdown(), end="")
+    for path in board.files:
+        print(f"wrote {path}")
+    return 0
+
+
 _COMMANDS = {
     "convert": _convert,
     "verify": _verify,
@@ -298,6 +391,9 @@ _COMMANDS = {
     "export": _export,
     "synth": _synth,
     "demo": _demo,
+    "score": _score,
+    "ground-truth": _ground_truth,
+    "leaderboard": _leaderboard,
 }
 
 if __name__ == "__main__":  # pragma: no cover

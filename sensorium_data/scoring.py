@@ -1,0 +1,552 @@
+"""Score SENSORIUM submissions against a store, and rank a folder of them on a leaderboard.
+
+:func:`score_submission` validates a submission, then computes the official metrics
+(:mod:`sensorium_data.metrics`) on every tier whose responses the store holds (withheld, all-zero
+tiers are skipped and listed), against the responses normalised as the official ground-truth
+files are (``write_ground_truth``'s helper). Rows are matched by trial id and neurons by neuron
+id. Tracks are ranked as in the competitions (:data:`TRACKS`): 2022 SENSORIUM by correlation to
+average and SENSORIUM+ by single-trial correlation, per mouse and tier (the official mice
+26872-17-20 and 27204-5-13 on their own track only); 2023 main by single-trial correlation (mean
+over mice), bonus by the bonus score (per stimulus type, mean over mice, then over types; types
+from ``stimulus_types=``, a ``stimulus_type`` trial coordinate, or else one type ``"ood"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import html
+import math
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from . import submission as sub
+from .errors import SensoriumDataError
+from .normalize import Normalizer
+from .stores import open_mouse, open_statistics
+
+__all__ = [
+    "LABELS",
+    "TRACKS",
+    "Leaderboard",
+    "LeaderboardTable",
+    "Score",
+    "ScoreReport",
+    "ScoringError",
+    "TrackScore",
+    "leaderboard",
+    "score_submission",
+]
+
+
+class ScoringError(SensoriumDataError, ValueError):
+    """A valid submission that cannot be scored (every tier's responses are withheld)."""
+
+
+#: Track name -> (year, the metric that ranks it).
+TRACKS = {
+    "SENSORIUM": (2022, "correlation_to_average"),
+    "SENSORIUM+": (2022, "single_trial_correlation"),
+    "main": (2023, "single_trial_correlation"),
+    "bonus": (2023, "bonus_track_score"),
+}
+#: Metric name -> how tables show it.
+LABELS = {
+    "single_trial_correlation": "single-trial correlation",
+    "correlation_to_average": "correlation to average",
+    "feve": "FEVE",
+    "bonus_track_score": "bonus score",
+}
+_OFFICIAL_TRACK = {"26872-17-20": "SENSORIUM", "27204-5-13": "SENSORIUM+"}
+_TYPE_COORDS = ("stimulus_type", "trial_stimulus_type")
+_SUFFIXES = (".zip", ".csv", ".parquet", ".brotli")
+_TIERS = sub.STATIC_TIERS + sub.DYNAMIC_TIERS
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def _text_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Score:
+    """One metric value; ``mouse`` None is the mean over mice (2023), ``stimulus_type`` bonus."""
+
+    tier: str
+    metric: str
+    value: float
+    mouse: str | None = None
+    stimulus_type: str | None = None
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.metric] + (f" [{self.stimulus_type}]" if self.stimulus_type else "")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrackScore:
+    """The score that ranks a submission on a track, for one tier (2022: and one mouse)."""
+
+    track: str
+    tier: str
+    metric: str
+    value: float
+    mouse: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScoreReport:
+    """The scores of one submission; ``str(report)`` is a readable table."""
+
+    submission: str
+    store: str
+    year: int
+    scores: tuple[Score, ...]
+    tracks: tuple[TrackScore, ...]
+    skipped: tuple[str, ...] = ()
+
+    def value(
+        self, metric: str, tier: str, mouse: str | None = None, stimulus_type: str | None = None
+    ) -> float:
+        """The value of ``metric`` on ``tier`` (2023 ``mouse`` None: the mean over mice)."""
+        for s in self.scores:
+            if (s.metric, s.tier, s.mouse, s.stimulus_type) == (metric, tier, mouse, stimulus_type):
+                return s.value
+        raise KeyError(f"no {metric} for tier {tier!r}, mouse {mouse}, type {stimulus_type}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (NaN becomes None); ``track_metrics`` says what ranks each track."""
+
+        def plain(item: Any) -> dict[str, Any]:
+            value = item.value
+            return {**dataclasses.asdict(item), "value": None if math.isnan(value) else value}
+
+        return {
+            "submission": self.submission,
+            "store": self.store,
+            "year": self.year,
+            "track_metrics": {k: m for k, (y, m) in TRACKS.items() if y == self.year},
+            "tracks": [plain(t) for t in self.tracks],
+            "scores": [plain(s) for s in self.scores],
+            "skipped": list(self.skipped),
+        }
+
+    def __str__(self) -> str:
+        every = "all mice (mean)" if self.year == 2023 else ""
+        typed = any(s.stimulus_type for s in self.scores)
+        rows = [["tier", "mouse", *(["stimulus type"] * typed), "metric", "value"]]
+        for s in self.scores:
+            kind = [s.stimulus_type or ""] * typed
+            rows.append([s.tier, s.mouse or every, *kind, LABELS[s.metric], _fmt(s.value)])
+        tracks = [["track", "tier", "mouse", "ranked by", "score"]]
+        for t in self.tracks:
+            tracks.append([t.track, t.tier, t.mouse or every, LABELS[t.metric], _fmt(t.value)])
+        title = f"SENSORIUM {self.year} scores of {self.submission} (ground truth: {self.store})"
+        text = f"{title}\n\n{_text_table(rows)}\n\nTracks:\n{_text_table(tracks)}"
+        return text + "".join(f"\nnot scored: {s}" for s in self.skipped)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+class _Truth(sub._StoreView):
+    """The store's mice, each opened once: normalised responses, repeat groups, stimulus types."""
+
+    def __init__(self, store: Any, storage_options: Any, skip: int, reduction: str) -> None:
+        super().__init__(store, storage_options)
+        self.skip, self.reduction = skip, reduction
+        self._opened: dict[str, Any] = {}
+        self._normalizers: dict[str, Normalizer] = {}
+
+    def dataset(self, key: str) -> Any:
+        if key not in self._opened:
+            self._opened[key] = open_mouse(self.url, key, self.storage_options, chunks=None)
+        return self._opened[key]
+
+    def responses(self, m: sub._Mouse, tier: str) -> list[np.ndarray] | None:
+        if m.key not in self._normalizers:
+            stats = open_statistics(self.url, m.key, self.storage_options)
+            self._normalizers[m.key] = Normalizer.from_statistics(
+                stats, kind=m.kind, threshold_reduction=self.reduction
+            )
+        return sub._tier_responses(self, m, tier, self._normalizers[m.key], self.skip)
+
+    def groups(self, m: sub._Mouse, trials: np.ndarray) -> np.ndarray:
+        videos = self.dataset(m.key)["videos"].isel(trial=trials).values  # one tier in memory
+        return metrics.repeat_groups_from_videos(videos)
+
+    def types(self, m: sub._Mouse, trials: np.ndarray, given: Mapping[str, Any] | None) -> Any:
+        if given is not None:
+            labels = given.get(m.key, given.get(m.source))
+            if labels is None or np.shape(labels) != m.tiers.shape:
+                found = None if labels is None else np.shape(labels)
+                raise ScoringError(
+                    f"stimulus_types must give mouse {m.key} one label per trial "
+                    f"({m.tiers.size}), got {found}"
+                )
+            return np.asarray(labels).astype(str)[trials]
+        coords = self.dataset(m.key).coords
+        for name in (n for n in _TYPE_COORDS if n in coords):
+            return sub._strings(coords[name].values)[trials]
+        return np.full(trials.size, "ood")
+
+
+def _columns(part: sub.SubmissionPart, unit_ids: np.ndarray) -> list[int]:
+    position = {int(n): k for k, n in enumerate(part.neuron_ids.tolist())}
+    return [position[int(u)] for u in unit_ids.tolist()]
+
+
+def _attempt(notes: list[str], where: str, function: Any, *args: Any, **kw: Any) -> float | None:
+    try:
+        return float(function(*args, **kw))
+    except metrics.MetricInputError as exc:
+        notes.append(f"{where}: no {function.__name__}: {exc}")
+        return None
+
+
+def _score_static(
+    part: sub.SubmissionPart, m: sub._Mouse, truth: list[np.ndarray], fev: float, notes: list[str]
+) -> list[Score]:
+    trials, where = m.trials(part.tier), f"mouse {m.key} tier {part.tier!r}"
+    row = {str(t): j for j, t in enumerate(part.trial_indices.tolist())}
+    rows = [row[str(t)] for t in m.trial_idx[trials].tolist()]  # type: ignore[index]
+    pred, resp = part.stack()[np.ix_(rows, _columns(part, m.unit_ids))], np.stack(truth)
+    values: dict[str, float | None] = {
+        "single_trial_correlation": metrics.single_trial_correlation(resp, pred)
+    }
+    if m.image_ids is not None:
+        ids = m.image_ids[trials]
+        average = _attempt(notes, where, metrics.correlation_to_average, resp, pred, ids)
+        values["correlation_to_average"] = average
+        values["feve"] = _attempt(notes, where, metrics.feve, resp, pred, ids, fev_threshold=fev)
+    return [
+        Score(tier=part.tier, metric=k, value=v, mouse=m.key)
+        for k, v in values.items()
+        if v is not None
+    ]
+
+
+def _padded(rows: Sequence[np.ndarray], lengths: np.ndarray) -> np.ndarray:
+    out = np.full((len(rows), rows[0].shape[0], max(1, int(lengths.max()))), np.nan, np.float32)
+    for i, r in enumerate(rows):
+        out[i, :, : r.shape[1]] = r
+    return out
+
+
+def _score_dynamic(
+    part: sub.SubmissionPart,
+    m: sub._Mouse,
+    truth: _Truth,
+    rows: list[np.ndarray],
+    stimulus_types: Mapping[str, Any] | None,
+    notes: list[str],
+) -> list[Score]:
+    tier, trials, where = part.tier, m.trials(part.tier), f"mouse {m.key} tier {part.tier!r}"
+    position = {int(t): j for j, t in enumerate(part.trial_indices.tolist())}
+    cols, lengths = _columns(part, m.unit_ids), np.array([r.shape[1] for r in rows], np.int64)
+    resp = _padded(rows, lengths)
+    pred = _padded([part.values[position[int(i)]][cols] for i in trials], lengths)
+    single, average = (
+        metrics.dynamic_single_trial_correlation,
+        metrics.dynamic_correlation_to_average,
+    )
+    values: dict[tuple[str | None, str], float | None] = {
+        (None, "single_trial_correlation"): single(resp, pred, skip=0, valid_frames=lengths)
+    }
+    groups = truth.groups(m, trials)
+    if np.bincount(groups).max() >= 2:
+        values[None, "correlation_to_average"] = _attempt(
+            notes, where, average, resp, pred, groups, skip=0, valid_frames=lengths
+        )
+    types = truth.types(m, trials, stimulus_types) if tier.endswith("bonus") else []
+    for kind in dict.fromkeys(types):
+        k = types == kind
+        at = f"{where} type {kind!r}"
+        value = _attempt(notes, at, single, resp[k], pred[k], skip=0, valid_frames=lengths[k])
+        values[kind, "single_trial_correlation"] = value
+    return [
+        Score(tier=tier, metric=metric, value=float(v), mouse=m.key, stimulus_type=kind)
+        for (kind, metric), v in values.items()
+        if v is not None
+    ]
+
+
+def _mean_over_mice(tier: str, scores: list[Score]) -> list[Score]:
+    """Equal-weight means over mice of every (metric, stimulus type), and the bonus score."""
+    out = []
+    for metric, kind in dict.fromkeys((s.metric, s.stimulus_type) for s in scores):
+        values = [s.value for s in scores if (s.metric, s.stimulus_type) == (metric, kind)]
+        out.append(
+            Score(tier=tier, metric=metric, value=float(np.mean(values)), stimulus_type=kind)
+        )
+    per_type = [s.value for s in out if s.stimulus_type is not None]
+    if per_type:
+        out.append(Score(tier=tier, metric="bonus_track_score", value=float(np.mean(per_type))))
+    return out
+
+
+def _tracks(year: int, scores: list[Score]) -> list[TrackScore]:
+    """The ranking score of every track: 2022 per mouse, 2023 the mean over mice."""
+    out = []
+    for s in scores:
+        for track, (y, metric) in TRACKS.items():
+            if (y, metric, s.stimulus_type) != (year, s.metric, None):
+                continue
+            official = _OFFICIAL_TRACK.get(str(s.mouse), track) == track
+            if (year == 2022 and official) or (s.mouse is None and s.tier.endswith(track)):
+                t = TrackScore(
+                    track=track, tier=s.tier, metric=metric, value=s.value, mouse=s.mouse
+                )
+                out.append(t)
+    return sorted(out, key=lambda t: (list(TRACKS).index(t.track), _TIERS.index(t.tier)))
+
+
+def _mouse_of(part: sub.SubmissionPart, view: sub._StoreView, mouse: str | None) -> sub._Mouse:
+    if part.tier not in sub.STATIC_TIERS:
+        return view.get(str(part.mouse))
+    found, problems = sub._static_mouse(part, view, mouse)
+    if found is None:  # pragma: no cover - check_submission refuses these
+        raise ScoringError("; ".join(map(str, problems)))
+    return found
+
+
+def score_submission(
+    path: str | os.PathLike[str],
+    truth_store: Any,
+    *,
+    mouse: str | None = None,
+    mice: Sequence[str] | None = None,
+    skip: int = sub.DEFAULT_SKIP,
+    strict_neuron_order: bool = True,
+    stimulus_types: Mapping[str, Sequence[str]] | None = None,
+    fev_threshold: float = 0.15,
+    threshold_reduction: str = "nanmean",
+    storage_options: dict[str, Any] | None = None,
+) -> ScoreReport:
+    """Validate a submission (file, zip or folder), then score it against a store.
+
+    ``mouse``, ``mice``, ``skip`` and ``strict_neuron_order`` are passed to
+    ``validate_submission`` (the mouse of flat 2022 CSVs, the mice every 2023 file must hold,
+    unscored first frames, 2023 neuron order). ``stimulus_types`` gives the 2023 bonus types:
+    ``{mouse: one label per trial of the mouse, in file order}``. ``fev_threshold`` selects the
+    neurons of the 2022 FEVE; ``threshold_reduction`` is the response normaliser's.
+
+    The report holds, 2022 per mouse and tier: single-trial correlation, correlation to
+    average, FEVE; 2023 per tier and mouse and the mean over mice (``mouse=None``):
+    single-trial correlation, correlation to average where clips repeat, on bonus tiers per
+    stimulus type and the bonus score; and the ranking score of every track.
+
+    Raises :class:`~sensorium_data.submission.SubmissionError` (its ``problems`` list every
+    problem) for an invalid submission, :class:`ScoringError` when every tier submitted is
+    withheld in the store.
+    """
+    check = {"mice": mice, "skip": skip, "strict_neuron_order": strict_neuron_order}
+    sub.check_submission(path, truth_store, mouse=mouse, storage_options=storage_options, **check)
+    truth = _Truth(truth_store, storage_options, skip, threshold_reduction)
+    read = sub.read_submission(path, mouse=mouse).values()
+    parts = [p for by_tier in read for p in by_tier.values()]
+    years = {2022 if p.tier in sub.STATIC_TIERS else 2023 for p in parts}
+    if len(years) != 1:
+        raise ScoringError(f"{path} mixes 2022 and 2023 files; score one year at a time")
+    year, notes, scores = years.pop(), [], []
+    for tier in sorted({p.tier for p in parts}, key=_TIERS.index):
+        found: list[Score] = []
+        tier_parts = [(p, _mouse_of(p, truth, mouse)) for p in parts if p.tier == tier]
+        for part, m in sorted(tier_parts, key=lambda pm: pm[1].key):
+            rows = truth.responses(m, tier)
+            if rows is None:
+                notes.append(f"mouse {m.key} tier {tier!r}: responses withheld (all zero)")
+            elif year == 2022:
+                found += _score_static(part, m, rows, fev_threshold, notes)
+            else:
+                found += _score_dynamic(part, m, truth, rows, stimulus_types, notes)
+        scores += found + (_mean_over_mice(tier, found) if year == 2023 and found else [])
+    if not scores:
+        why = "; ".join(notes) or "no files"
+        raise ScoringError(f"{path}: nothing to score against {truth_store}: {why}")
+    return ScoreReport(
+        submission=str(path),
+        store=str(truth_store),
+        year=year,
+        scores=tuple(scores),
+        tracks=tuple(_tracks(year, scores)),
+        skipped=tuple(notes),
+    )
+
+
+# ----------------------------------------------------------------------------- leaderboard
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+    "table{border-collapse:collapse;margin-bottom:1.5em}th{background:#eee}"
+    "th,td{border:1px solid #ccc;padding:.3em .7em}td{font-variant-numeric:tabular-nums}"
+    "tbody tr:nth-child(even){background:#f7f7f7}pre{white-space:pre-wrap;font-size:.85em}"
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LeaderboardTable:
+    """One track's ranking on one tier (2022: and one mouse), best first.
+
+    ``rows`` are ``(rank, submission, ranking score, *other scores)`` as ``columns`` name them;
+    ties share a rank; NaN scores come last, without one.
+    """
+
+    track: str
+    tier: str
+    mouse: str | None
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    @property
+    def title(self) -> str:
+        mouse = f", mouse {self.mouse}" if self.mouse else ""
+        return f"{self.track} track, tier {self.tier}{mouse}: ranked by {self.columns[2]}"
+
+    def to_markdown(self) -> str:
+        def line(cells: Sequence[Any]) -> str:
+            text = (html.escape(_fmt(c), quote=False).replace("|", "\\|") for c in cells)
+            return "| " + " | ".join(text) + " |"
+
+        rule = "|" + "|".join(["---:", "---", *["---:"] * (len(self.columns) - 2)]) + "|"
+        return "\n".join([f"## {self.title}", "", line(self.columns), rule, *map(line, self.rows)])
+
+    def to_html(self) -> str:
+        def line(cells: Sequence[Any], tag: str) -> str:
+            text = "".join(f"<{tag}>{html.escape(_fmt(c))}</{tag}>" for c in cells)
+            return f"<tr>{text}</tr>"
+
+        body = "\n".join(line(r, "td") for r in self.rows)
+        head = f"<h2>{html.escape(self.title)}</h2>\n<table>\n<thead>{line(self.columns, 'th')}"
+        return f"<section>\n{head}</thead>\n<tbody>\n{body}\n</tbody>\n</table>\n</section>"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Leaderboard:
+    """The tables, the entries not scored with the reason, and the files written."""
+
+    title: str
+    tables: tuple[LeaderboardTable, ...]
+    invalid: tuple[tuple[str, str], ...] = ()
+    files: tuple[pathlib.Path, ...] = ()
+
+    def to_markdown(self) -> str:
+        e = functools.partial(html.escape, quote=False)
+        invalid = [f"## Not scored: {e(name)}\n\n```\n{why}\n```" for name, why in self.invalid]
+        tables = [t.to_markdown() for t in self.tables]
+        return "\n\n".join([f"# {e(self.title)}", *tables, *invalid]) + "\n"
+
+    def to_html(self) -> str:
+        """A self-contained page: inline CSS, no scripts, no external resources."""
+        e = html.escape
+        head = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        parts = [f"{head}<title>{e(self.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>"]
+        parts += [f"<h1>{e(self.title)}</h1>"]
+        parts += [t.to_html() for t in self.tables]
+        if self.invalid:
+            items = "".join(f"<li><b>{e(n)}</b><pre>{e(w)}</pre></li>\n" for n, w in self.invalid)
+            parts.append(f"<section>\n<h2>Not scored</h2>\n<ul>\n{items}</ul>\n</section>")
+        return "\n".join([*parts, "</body>\n</html>\n"])
+
+
+def _table(entries: list[tuple[str, TrackScore, ScoreReport]]) -> LeaderboardTable:
+    """Rows best first, with the entry's other scores of the same tier and mouse."""
+
+    def others(t: TrackScore, r: ScoreReport) -> dict[tuple[str, str | None], Score]:
+        same = [s for s in r.scores if (s.tier, s.mouse) == (t.tier, t.mouse)]
+        return {
+            (s.metric, s.stimulus_type): s
+            for s in same
+            if (s.metric, s.stimulus_type) != (t.metric, None)
+        }
+
+    columns: dict[tuple[str, str | None], str] = {}
+    for _, t, r in entries:
+        columns.update({k: s.label for k, s in others(t, r).items()})
+    rows, rank, previous = [], 0, math.nan
+    best_first = [(math.inf if math.isnan(t.value) else -t.value, n) for n, t, _ in entries]
+    ordered = [entries[k] for k in sorted(range(len(entries)), key=best_first.__getitem__)]
+    for place, (name, t, r) in enumerate(ordered, 1):
+        rank, previous = (rank, previous) if t.value == previous else (place, t.value)
+        found = others(t, r)
+        extra = [found[k].value if k in found else math.nan for k in columns]
+        rows.append((None if math.isnan(t.value) else rank, name, t.value, *extra))
+    t = entries[0][1]
+    head = ("rank", "submission", LABELS[t.metric], *columns.values())
+    return LeaderboardTable(
+        track=t.track, tier=t.tier, mouse=t.mouse, columns=head, rows=tuple(rows)
+    )
+
+
+def _is_entry(path: pathlib.Path) -> bool:
+    return not path.name.startswith(".") and (path.is_dir() or path.name.endswith(_SUFFIXES))
+
+
+def leaderboard(
+    directory: str | os.PathLike[str],
+    truth_store: Any,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    title: str = "SENSORIUM leaderboard",
+    mice: Sequence[str] | None = None,
+    skip: int = sub.DEFAULT_SKIP,
+    strict_neuron_order: bool = True,
+    stimulus_types: Mapping[str, Sequence[str]] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Leaderboard:
+    """Score every submission in a folder and rank them per track, as the competitions did.
+
+    Every subfolder, zip, CSV or parquet file of ``directory`` (except ``out_dir`` and names
+    starting with ".") is one entry, named by its file name and scored with
+    :func:`score_submission`; entries that are invalid or cannot be scored are listed with the
+    reason. Writes ``leaderboard.md`` (a Markdown table per track, tier and, in 2022, mouse) and
+    a self-contained ``leaderboard.html`` to ``out_dir`` (default ``directory``). The other
+    arguments are those of :func:`score_submission`.
+    """
+    folder = pathlib.Path(directory)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder of submissions")
+    out = folder if out_dir is None else pathlib.Path(out_dir)
+    paths = [c for c in sorted(folder.iterdir()) if _is_entry(c) and c.resolve() != out.resolve()]
+    if not paths:
+        raise ScoringError(f"{folder}: no submissions (subfolders, zip, CSV or parquet files)")
+    score = functools.partial(
+        score_submission,
+        truth_store=truth_store,
+        mice=mice,
+        skip=skip,
+        strict_neuron_order=strict_neuron_order,
+        stimulus_types=stimulus_types,
+        storage_options=storage_options,
+    )
+    groups: dict[tuple[str, str, str | None], list[tuple[str, TrackScore, ScoreReport]]] = {}
+    invalid = []
+    for path in paths:
+        try:
+            report = score(path)
+        except (SensoriumDataError, ValueError, OSError) as exc:
+            invalid.append((path.name, str(exc)))
+            continue
+        for t in report.tracks:
+            groups.setdefault((t.track, t.tier, t.mouse), []).append((path.name, t, report))
+    order = sorted(groups, key=lambda k: (list(TRACKS).index(k[0]), _TIERS.index(k[1]), str(k[2])))
+    board = Leaderboard(
+        title=title, tables=tuple(_table(groups[k]) for k in order), invalid=tuple(invalid)
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    files = (out / "leaderboard.md", out / "leaderboard.html")
+    files[0].write_text(board.to_markdown(), encoding="utf-8")
+    files[1].write_text(board.to_html(), encoding="utf-8")
+    return dataclasses.replace(board, files=files)
