@@ -18,7 +18,9 @@ anything else, and the caller falls back to zarr).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +30,7 @@ import zarr
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
+from zarr.storage import LocalStore
 
 from .errors import RemoteReadError
 from .shards import shard_layout
@@ -102,6 +105,15 @@ class ChunkReader:
         self.grid = tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
         self.indexes: dict[tuple[int, ...], np.ndarray] = {}
         self.bytes_read = 0
+        # a plain local store is read with pread in the decode threads: one hop per chunk
+        self.local_root = str(self.store.root) if isinstance(self.store, LocalStore) else None
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_fds", {}).values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("a ChunkReader holds an open store; open one in each process")
@@ -191,6 +203,12 @@ class ChunkReader:
         offset, nbytes = self.indexes[shard][tuple(within)]
         if offset == _EMPTY:
             return np.full(self.chunk, self.fill_value, dtype=self.dtype)
+        loop = asyncio.get_running_loop()
+        if self.local_root is not None:
+            path = os.path.join(self.local_root, self._key(shard))
+            return await loop.run_in_executor(
+                _pool(), self._read_local, path, int(offset), int(nbytes)
+            )
         buf = await self.store.get(
             self._key(shard),
             default_buffer_prototype(),
@@ -203,6 +221,18 @@ class ChunkReader:
             )
         self.bytes_read += int(nbytes)
         data = buf.as_numpy_array()
-        loop = asyncio.get_running_loop()
         decoded = await loop.run_in_executor(_pool(), self.codec.decode, data)
+        return np.frombuffer(decoded, dtype=self.dtype.newbyteorder("<")).reshape(self.chunk)
+
+    def _read_local(self, path: str, offset: int, nbytes: int) -> np.ndarray:
+        """Read and decode one chunk of a local shard (in a decode thread)."""
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds.setdefault(path, os.open(path, os.O_RDONLY))
+        data = os.pread(fd, nbytes, offset)
+        if len(data) != nbytes:
+            raise RemoteReadError(f"{path}: expected {nbytes} bytes at {offset}, got {len(data)}")
+        with self._lock:
+            self.bytes_read += nbytes
+        decoded = self.codec.decode(data)
         return np.frombuffer(decoded, dtype=self.dtype.newbyteorder("<")).reshape(self.chunk)
