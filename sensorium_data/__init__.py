@@ -12,6 +12,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
+from . import metrics
 from .convert import convert
 from .errors import (
     IncompleteStoreError,
@@ -28,7 +29,16 @@ from .export import export
 from .filetree import FileTree, open_tree
 from .normalize import Normalizer
 from .schema import ChunkOptions
+from .scoring import ScoreReport, leaderboard, score_submission
 from .stores import list_mice, open_mouse, open_statistics, open_store
+from .submission import (
+    check_submission,
+    read_submission,
+    validate_submission,
+    write_ground_truth,
+    write_submission_2022,
+    write_submission_2023,
+)
 from .synthetic import synthesize
 from .verify import verify
 
@@ -64,18 +74,28 @@ __all__ = [
     "RemoteReadError",
     "SampleOptions",
     "SchemaError",
+    "ScoreReport",
     "SensoriumDataError",
     "StoreNotFoundError",
     "UnsafePickleError",
     "__version__",
+    "check_submission",
     "convert",
     "export",
+    "leaderboard",
     "list_mice",
     "make_loaders",
+    "metrics",
     "open_mouse",
     "open_statistics",
     "open_store",
     "open_tree",
+    "read_submission",
+    "score_submission",
     "synthesize",
+    "validate_submission",
     "verify",
+    "write_ground_truth",
+    "write_submission_2022",
+    "write_submission_2023",
 ]
