@@ -67,13 +67,14 @@ def describe_store(url: Any, storage_options: dict[str, Any] | None = None) -> s
         ]
         lines.append(f"  trials   {meta['n_trials']}  " + _tiers(group))
         lines.append(f"  neurons  {meta['n_neurons']}")
-        lines.append(f"  {'variable':<14}{'shape':<24}{'dtype':<9}{'chunks':<22}shards")
-        for var, info in meta["variables"].items():
-            if not info["source"].startswith("data/") or var not in group:
+        lines.append(f"  {'variable':<20}{'shape':<24}{'dtype':<9}{'chunks':<22}shards")
+        variables = [v for v, i in meta["variables"].items() if i["source"].startswith("data/")]
+        for var in [*variables, *meta.get("scaled", {}).values()]:
+            if var not in group:
                 continue
             arr = group[var]
             lines.append(
-                f"  {var:<14}{_shape(arr.shape):<24}{arr.dtype!s:<9}"
+                f"  {var:<20}{_shape(arr.shape):<24}{arr.dtype!s:<9}"
                 f"{_shape(arr.chunks):<22}{_shape(arr.shards)}"
             )
         stored, source = _store_bytes(group), meta.get("source_bytes")
