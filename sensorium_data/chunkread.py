@@ -148,8 +148,11 @@ class ChunkReader:
                 wanted[(int(t) // self.chunk[0], f)] = None
         keys = list(wanted)
         await self._load_indexes({self._shard_of(k) for k in keys})
-        decoded = await gather_or_cancel([self._chunk(k) for k in keys])
-        chunks = dict(zip(keys, decoded, strict=True))
+        if self.local_root is not None:
+            chunks = await self._local_chunks(keys)
+        else:
+            decoded = await gather_or_cancel([self._chunk(k) for k in keys])
+            chunks = dict(zip(keys, decoded, strict=True))
         out = np.empty((len(trials), *self.shape[1:-1], length), dtype=self.dtype)
         for j, (t, s) in enumerate(zip(trials.tolist(), starts.tolist(), strict=True)):
             pos = 0
@@ -195,20 +198,10 @@ class ChunkReader:
         return np.frombuffer(raw[:-4], dtype="<u8").reshape(*self.grid, 2)
 
     async def _chunk(self, key: tuple[int, int]) -> np.ndarray:
-        trial_chunk, frame_chunk = key
         shard = self._shard_of(key)
-        within = [trial_chunk % self.grid[0]] + [0] * (len(self.shape) - 1)
-        if len(self.shape) > 2:
-            within[-1] = frame_chunk % self.grid[-1]
-        offset, nbytes = self.indexes[shard][tuple(within)]
+        offset, nbytes = self._location(key)
         if offset == _EMPTY:
             return np.full(self.chunk, self.fill_value, dtype=self.dtype)
-        loop = asyncio.get_running_loop()
-        if self.local_root is not None:
-            path = os.path.join(self.local_root, self._key(shard))
-            return await loop.run_in_executor(
-                _pool(), self._read_local, path, int(offset), int(nbytes)
-            )
         buf = await self.store.get(
             self._key(shard),
             default_buffer_prototype(),
@@ -221,8 +214,42 @@ class ChunkReader:
             )
         self.bytes_read += int(nbytes)
         data = buf.as_numpy_array()
+        loop = asyncio.get_running_loop()
         decoded = await loop.run_in_executor(_pool(), self.codec.decode, data)
         return np.frombuffer(decoded, dtype=self.dtype.newbyteorder("<")).reshape(self.chunk)
+
+    async def _local_chunks(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+        """Chunks of a local store, read and decoded in the decode threads in two batches
+        (an executor hop per chunk costs as much as decoding a small one)."""
+        out: dict[tuple[int, int], np.ndarray] = {}
+        todo = []
+        for key in keys:
+            offset, nbytes = self._location(key)
+            if offset == _EMPTY:
+                out[key] = np.full(self.chunk, self.fill_value, dtype=self.dtype)
+            else:
+                path = os.path.join(str(self.local_root), self._key(self._shard_of(key)))
+                todo.append((key, path, int(offset), int(nbytes)))
+        loop = asyncio.get_running_loop()
+        parts = [todo[i::2] for i in range(2) if todo[i::2]]
+        done = await gather_or_cancel(
+            [loop.run_in_executor(_pool(), self._read_local_many, part) for part in parts]
+        )
+        for part, arrays in zip(parts, done, strict=True):
+            out.update((key, arr) for (key, *_), arr in zip(part, arrays, strict=True))
+        return out
+
+    def _read_local_many(self, todo: list[tuple[Any, str, int, int]]) -> list[np.ndarray]:
+        return [self._read_local(path, offset, nbytes) for _, path, offset, nbytes in todo]
+
+    def _location(self, key: tuple[int, int]) -> tuple[Any, Any]:
+        """``(offset, nbytes)`` of a chunk in its shard (its index must be loaded)."""
+        trial_chunk, frame_chunk = key
+        within = [trial_chunk % self.grid[0]] + [0] * (len(self.shape) - 1)
+        if len(self.shape) > 2:
+            within[-1] = frame_chunk % self.grid[-1]
+        offset, nbytes = self.indexes[self._shard_of(key)][tuple(within)]
+        return offset, nbytes
 
     def _read_local(self, path: str, offset: int, nbytes: int) -> np.ndarray:
         """Read and decode one chunk of a local shard (in a decode thread)."""
