@@ -98,13 +98,13 @@ def _bilinear(values: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     r_lo, r_hi, wr_lo, wr_hi = _axis_weights(values.shape[-2], out_h)
     c_lo, c_hi, wc_lo, wc_hi = _axis_weights(values.shape[-1], out_w)
     out = np.zeros((*values.shape[:-2], out_h, out_w))
+    term = np.empty_like(out)
     for rows, w_rows in ((r_lo, wr_lo), (r_hi, wr_hi)):
         picked = _take(values, rows, axis=-2)
         for cols, w_cols in ((c_lo, wc_lo), (c_hi, wc_hi)):
-            neighbours = _take(picked, cols, axis=-1).astype(np.float64)
-            neighbours *= w_rows[:, None]
-            neighbours *= w_cols[None, :]
-            out += neighbours
+            np.multiply(_take(picked, cols, axis=-1), w_rows[:, None], out=term)
+            term *= w_cols[None, :]
+            out += term
     return out
 
 
