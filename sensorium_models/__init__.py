@@ -1,0 +1,47 @@
+"""The SENSORIUM 2022/2023 baseline models, trained and evaluated on ``sensorium_data`` stores.
+
+``sensorium_models.configs`` (named configurations, :func:`build_model`) does not import torch;
+the modules themselves (``Encoder``, ``FiringRateEncoder``, ``VideoEncoder``) are imported on
+first use.
+"""
+
+from .configs import (
+    NAMED_CONFIGS,
+    ModelConfig,
+    ModelConfigError,
+    ModelInputError,
+    MouseInfo,
+    UnknownMouseError,
+    build_model,
+    get_config,
+)
+
+_TORCH_API = {
+    "Encoder": "encoders",
+    "FiringRateEncoder": "encoders",
+    "VideoEncoder": "encoders",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The torch modules, imported on first use."""
+    if name in _TORCH_API:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TORCH_API[name]}", __name__), name)
+    raise AttributeError(f"module 'sensorium_models' has no attribute {name!r}")
+
+
+__all__ = [
+    "NAMED_CONFIGS",
+    "Encoder",
+    "FiringRateEncoder",
+    "ModelConfig",
+    "ModelConfigError",
+    "ModelInputError",
+    "MouseInfo",
+    "UnknownMouseError",
+    "VideoEncoder",
+    "build_model",
+    "get_config",
+]
