@@ -364,11 +364,8 @@ def serve(source: str, store: pathlib.Path) -> Iterator[Any]:
             yield (f"s3://{bucket}/{store.name}", options)
 
 
-def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    tree, store = make_store(kind, args)
-    tree_files, store_files = files_of(tree), files_of(store)
+def time_officials(tree: pathlib.Path, kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
-    warm(tree_files)
     if kind == "static" and neuralpredictors_available():
         row = in_child(time_neuralpredictors, tree, args)
         row.update(pipeline="official (neuralpredictors 0.3.0)")
@@ -379,7 +376,18 @@ def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     for r in rows:
         r.update(kind=kind, source="local", workers=0)
         print(f"{kind}: {r['pipeline']}: {r['samples_per_s']:.1f} samples/s", flush=True)
-    official = rows[0]
+    return rows
+
+
+def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The official pipelines are timed before and after the toolkit's rows; each keeps the
+    faster of its two runs (a shared machine's load can only slow a run down), so that the
+    ratios are not flattered by a slow official run."""
+    tree, store = make_store(kind, args)
+    tree_files, store_files = files_of(tree), files_of(store)
+    warm(tree_files)
+    before = time_officials(tree, kind, args)
+    rows: list[dict[str, Any]] = []
     raw = raw_sample_bytes(store, kind, args)
     for source in args.sources:
         with serve(source, store) as url:
@@ -394,6 +402,15 @@ def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                     f"{kind}: {source}, {workers} workers: {row['samples_per_s']:.0f} samples/s",
                     flush=True,
                 )
+    warm(tree_files)
+    after = time_officials(tree, kind, args)
+    officials = []
+    for first, second in zip(before, after, strict=True):
+        best = max(first, second, key=lambda r: r["samples_per_s"])
+        best["runs_samples_per_s"] = [first["samples_per_s"], second["samples_per_s"]]
+        officials.append(best)
+    official = officials[0]
+    rows = officials + rows
     for r in rows:
         r["x_official"] = r["samples_per_s"] / official["samples_per_s"]
         r["official"] = official["pipeline"]
@@ -471,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Date: {date}. Warm page cache. Toolkit: train tier, 2022 batch 128, scale 0.25, "
         f"behaviour channels; 2023 batch 8, {loader_options('dynamic', args)['frames']} frames, "
         "behaviour channels. Epoch 1 includes the start (workers, store opening); the main "
-        "samples/s and MB/s are epoch 2's. Official: one process, at most "
+        "samples/s and MB/s are epoch 2's. Official: one process, timed before and after the "
+        "toolkit (the faster run kept), at most "
         f"{args.official_samples} samples (2023 a quarter); its first batch for the reference = "
         "first sample x batch size. MB = 10^6 bytes of returned tensors. read/sample: chunk "
         "bytes fetched per sample in epoch 2 (0 workers) and its ratio to the stored bytes of "
