@@ -81,8 +81,11 @@ def apply_quick(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.convert", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.convert",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_data_arguments(p)
     p.add_argument("--repeats", type=int, default=1, help="time each run this often, keep the best")
     p.add_argument("--json", default="benchmarks/results/convert.json")
@@ -99,11 +102,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- data
 
+
 def estimated_bytes(kind: str, args: argparse.Namespace) -> int:
     if kind == "static":
         return args.static_trials * 4 * (STATIC_HW[0] * STATIC_HW[1] + args.neurons + 5)
-    return args.dynamic_trials * 4 * args.frames * (DYNAMIC_HW[0] * DYNAMIC_HW[1]
-                                                    + args.neurons + 4)
+    return (
+        args.dynamic_trials * 4 * args.frames * (DYNAMIC_HW[0] * DYNAMIC_HW[1] + args.neurons + 4)
+    )
 
 
 def make_tree(kind: str, args: argparse.Namespace) -> pathlib.Path:
@@ -149,8 +154,10 @@ def refaults() -> int:
     """Page-cache pages read back in since boot (Linux), or 0 where unknown."""
     try:
         with open("/proc/vmstat") as f:
-            return next((int(line.split()[1]) for line in f
-                         if line.startswith("workingset_refault_file ")), 0)
+            return next(
+                (int(line.split()[1]) for line in f if line.startswith("workingset_refault_file ")),
+                0,
+            )
     except OSError:
         return 0
 
@@ -181,13 +188,21 @@ def np_load_pass(files: list[str], workers: int = 1) -> float:
 
 # ----------------------------------------------------------------------------- timing
 
-def time_convert(tree: pathlib.Path, store: pathlib.Path, scheduler: str, workers: int,
-                 chunking: ChunkOptions) -> float:
+
+def time_convert(
+    tree: pathlib.Path, store: pathlib.Path, scheduler: str, workers: int, chunking: ChunkOptions
+) -> float:
     if store.exists():
         shutil.rmtree(store)
     t0 = time.perf_counter()
-    convert([str(tree)], str(store), scheduler=scheduler, num_workers=workers,
-            chunking=chunking, progress=False)
+    convert(
+        [str(tree)],
+        str(store),
+        scheduler=scheduler,
+        num_workers=workers,
+        chunking=chunking,
+        progress=False,
+    )
     return time.perf_counter() - t0
 
 
@@ -202,16 +217,26 @@ def bench_kind(kind: str, args: argparse.Namespace, chunking: ChunkOptions) -> l
     rows = []
 
     def row(config: str, seconds: float, refaulted: float, store_bytes: int | None) -> None:
-        rows.append({
-            "kind": kind, "trials": trials, "config": config, "seconds": seconds,
-            "trials_per_s": trials / seconds, "mb_per_s": source / 1e6 / seconds,
-            "ratio_to_np_load": seconds / bare, "source_bytes": source, "store_bytes": store_bytes,
-            "store_over_source": None if store_bytes is None else store_bytes / source,
-            "refaulted_mb": refaulted})
+        rows.append(
+            {
+                "kind": kind,
+                "trials": trials,
+                "config": config,
+                "seconds": seconds,
+                "trials_per_s": trials / seconds,
+                "mb_per_s": source / 1e6 / seconds,
+                "ratio_to_np_load": seconds / bare,
+                "source_bytes": source,
+                "store_bytes": store_bytes,
+                "store_over_source": None if store_bytes is None else store_bytes / source,
+                "refaulted_mb": refaulted,
+            }
+        )
 
     row("np.load pass, 1 thread", bare, cold, None)
-    row("np.load pass, 2 threads", *timed(lambda: np_load_pass(files, 2), files, args.repeats),
-        None)
+    row(
+        "np.load pass, 2 threads", *timed(lambda: np_load_pass(files, 2), files, args.repeats), None
+    )
     store = pathlib.Path(args.workdir) / "stores" / f"{kind}.zarr"
     verified = False
     for scheduler, workers in tqdm(CONFIGS, desc=f"convert {kind}", unit="config"):
@@ -222,8 +247,11 @@ def bench_kind(kind: str, args: argparse.Namespace, chunking: ChunkOptions) -> l
             if problems:
                 raise SystemExit(f"verify found differences in {store}:\n" + "\n".join(problems))
             verified = True
-        row(f"convert, {scheduler}, {workers} worker{'s' * (workers > 1)}", *best,
-            folder_bytes(store))
+        row(
+            f"convert, {scheduler}, {workers} worker{'s' * (workers > 1)}",
+            *best,
+            folder_bytes(store),
+        )
     if not args.keep:
         shutil.rmtree(store)
     else:
@@ -233,16 +261,20 @@ def bench_kind(kind: str, args: argparse.Namespace, chunking: ChunkOptions) -> l
 
 # ----------------------------------------------------------------------------- report
 
+
 def markdown(rows: list[dict]) -> str:
-    head = ("| kind | trials | run | seconds | trials/s | MB/s | x np.load pass | store/source |\n"
-            "|---|---:|---|---:|---:|---:|---:|---:|")
+    head = (
+        "| kind | trials | run | seconds | trials/s | MB/s | x np.load pass | store/source |\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|"
+    )
     lines = [head]
     for r in rows:
         ratio = "-" if r["store_over_source"] is None else f"{r['store_over_source']:.3f}"
         lines.append(
             f"| {r['kind']} | {r['trials']} | {r['config']} | {r['seconds']:.2f} | "
             f"{r['trials_per_s']:.0f} | {r['mb_per_s']:.0f} | {r['ratio_to_np_load']:.2f} | "
-            f"{ratio} |")
+            f"{ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -254,42 +286,64 @@ def targets(rows: list[dict]) -> list[str]:
         one, two = by["convert, threads, 1 worker"], by["convert, threads, 2 workers"]
         stores = [r["store_over_source"] for r in by.values() if r["store_over_source"]]
         checks = [
-            ("1 worker within 2x of the np.load pass", one["ratio_to_np_load"] <= 2,
-             f"{one['ratio_to_np_load']:.2f}x"),
-            ("2 workers faster than 1", two["seconds"] < one["seconds"],
-             f"{two['seconds']:.2f} s vs {one['seconds']:.2f} s"),
-            ("2 workers faster than the np.load pass", two["ratio_to_np_load"] < 1,
-             f"{two['ratio_to_np_load']:.2f}x"),
+            (
+                "1 worker within 2x of the np.load pass",
+                one["ratio_to_np_load"] <= 2,
+                f"{one['ratio_to_np_load']:.2f}x",
+            ),
+            (
+                "2 workers faster than 1",
+                two["seconds"] < one["seconds"],
+                f"{two['seconds']:.2f} s vs {one['seconds']:.2f} s",
+            ),
+            (
+                "2 workers faster than the np.load pass",
+                two["ratio_to_np_load"] < 1,
+                f"{two['ratio_to_np_load']:.2f}x",
+            ),
             ("store no larger than its source", max(stores) <= 1, f"{max(stores):.3f}"),
         ]
-        out += [f"- {kind}: {name}: {'met' if ok else 'MISSED'} ({detail})"
-                for name, ok, detail in checks]
+        out += [
+            f"- {kind}: {name}: {'met' if ok else 'MISSED'} ({detail})"
+            for name, ok, detail in checks
+        ]
     return out
 
 
 def machine() -> dict[str, Any]:
     import dask
 
-    return {"nproc": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "numpy": np.__version__, "zarr": zarr.__version__,
-            "dask": dask.__version__, "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "zarr": zarr.__version__,
+        "dask": dask.__version__,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    chunking = ChunkOptions(trials_per_chunk=args.trials_per_chunk,
-                            trials_per_shard=args.trials_per_shard,
-                            frames_per_chunk=args.frames_per_chunk)
+    chunking = ChunkOptions(
+        trials_per_chunk=args.trials_per_chunk,
+        trials_per_shard=args.trials_per_shard,
+        frames_per_chunk=args.frames_per_chunk,
+    )
     kinds = ["static", "dynamic"] if args.kind == "both" else [args.kind]
     workdir = pathlib.Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     need = sum(2 * estimated_bytes(k, args) for k in kinds)  # trees + one store each
     free = shutil.disk_usage(workdir).free
     if need > free / 2:
-        raise SystemExit(f"{workdir}: needs about {need / 1e9:.1f} GB, only {free / 1e9:.1f} GB "
-                         "free; choose smaller sizes or another --workdir")
+        raise SystemExit(
+            f"{workdir}: needs about {need / 1e9:.1f} GB, only {free / 1e9:.1f} GB "
+            "free; choose smaller sizes or another --workdir"
+        )
     command = "python -m benchmarks.convert" + "".join(
-        " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+        " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
     load_before = [round(x, 2) for x in os.getloadavg()]
     rows = [r for kind in kinds for r in bench_kind(kind, args, chunking)]
     info = machine()
@@ -297,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     refault = max(r["refaulted_mb"] for r in rows)
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     report = [
-        "", markdown(rows), "",
+        "",
+        markdown(rows),
+        "",
         f"Command: `{command}`  ",
         f"Machine: {info['nproc']} cores, Python {info['python']}, numpy {info['numpy']}, "
         f"zarr {info['zarr']}, dask {info['dask']} ({info['platform']})  ",
@@ -305,17 +361,39 @@ def main(argv: list[str] | None = None) -> int:
         f"Date: {date}. Page cache warm for every timed run (an untimed read of every file "
         f"right before it; page cache of any file read back during a timed run: at most "
         f"{refault:.0f} MB); best of {args.repeats}; MB = 10^6 bytes of source files; "
-        "x np.load pass = seconds / seconds of the 1-thread np.load pass of the same kind.", "",
-        "Targets:", *targets(rows),
+        "x np.load pass = seconds / seconds of the 1-thread np.load pass of the same kind.",
+        "",
+        "Targets:",
+        *targets(rows),
     ]
     print("\n".join(report))
     out = pathlib.Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "command": command, "date": date, "machine": info, "page_cache": "warm",
-        "repeats": args.repeats, "chunking": {k: getattr(chunking, k) for k in (
-            "trials_per_chunk", "trials_per_shard", "frames_per_chunk", "compressor", "clevel")},
-        "rows": rows, "targets": targets(rows), "markdown": markdown(rows)}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "date": date,
+                "machine": info,
+                "page_cache": "warm",
+                "repeats": args.repeats,
+                "chunking": {
+                    k: getattr(chunking, k)
+                    for k in (
+                        "trials_per_chunk",
+                        "trials_per_shard",
+                        "frames_per_chunk",
+                        "compressor",
+                        "clevel",
+                    )
+                },
+                "rows": rows,
+                "targets": targets(rows),
+                "markdown": markdown(rows),
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
     return 0
 

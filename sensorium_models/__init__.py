@@ -20,6 +20,15 @@ _TORCH_API = {
     "Encoder": "encoders",
     "FiringRateEncoder": "encoders",
     "VideoEncoder": "encoders",
+    "TrainConfig": "training",
+    "TrainResult": "training",
+    "TrainingError": "training",
+    "load_checkpoint": "training",
+    "load_model": "training",
+    "train": "training",
+    "evaluate": "evaluation",
+    "predict": "evaluation",
+    "write_submission": "evaluation",
 }
 
 
@@ -40,8 +49,17 @@ __all__ = [
     "ModelConfigError",
     "ModelInputError",
     "MouseInfo",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
     "UnknownMouseError",
     "VideoEncoder",
     "build_model",
+    "evaluate",
     "get_config",
+    "load_checkpoint",
+    "load_model",
+    "predict",
+    "train",
+    "write_submission",
 ]

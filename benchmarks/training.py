@@ -1,0 +1,387 @@
+"""Training benchmark (issue 5): do the baselines learn what the synthetic ground truth holds?
+
+On synthetic mice (:func:`sensorium_data.synthesize`, whose noise-free rates are known) it trains
+with :func:`sensorium_models.training.train` and scores with the official metrics:
+
+- 2022, one static mouse (144 x 256 images, trained at scale 0.25): the CNN baseline
+  (``sensorium-sota``), the LN baseline (``sensorium-ln``) and the behaviour-aware model
+  (``sensorium-plus-sota``: behaviour channels and a shifter) on the ``test`` tier, against the
+  single-trial correlation of the ground-truth rates with the same responses (the noise
+  ceiling of a perfect model; also its stimulus-only part, the ceiling of a model without
+  behaviour). The synthetic gain depends on running and pupil (``behavior_gain`` 0.5) and the
+  receptive fields move with the eye, so the behaviour-aware model should win.
+- 2023, one dynamic mouse (36 x 64 videos): ``video-factorised-3d`` against a per-frame-mean
+  predictor (every neuron's mean normalised training response at each frame index), on the
+  ``oracle``, ``live_test_main`` and ``final_test_main`` tiers (official 2023 single-trial
+  correlation, frames 50 .. valid length).
+- Throughput of every training run: samples/s and the share of step time spent waiting for
+  data (target < 10%), the medians over epochs after the first.
+
+Targets: CNN >= 0.8 x ground truth, CNN > LN, behaviour-aware > stimulus-only, video model >
+per-frame mean, data wait < 10%. Cores are shrunk with ``--channels`` / ``--dynamic-channels``
+to fit a CPU; everything else is the named configs and the kits' training settings
+(``TrainConfig`` defaults: early stopping with patience 5 and up to 4 lr decays), with
+``--epochs`` / ``--dynamic-epochs`` as upper bounds. Stores and runs are kept in ``--workdir``
+and named by their arguments: a rerun reuses finished runs and resumes interrupted ones
+(``--fresh`` retrains); "train s" and the throughput come from the runs' logs.
+
+Run::
+
+    python -m benchmarks.training            # 4000 static trials, 300 dynamic trials
+    python -m benchmarks.training --quick    # about a minute on 2 cores: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shlex
+import shutil
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+import sensorium_data as sd
+from sensorium_data import metrics
+from sensorium_data.stores import open_statistics
+from sensorium_models.evaluation import collect, evaluate, model_loaders
+from sensorium_models.training import TrainConfig, train
+
+STATIC_MODELS = ("sensorium-ln", "sensorium-sota", "sensorium-plus-sota")
+VIDEO_MODEL = "video-factorised-3d"
+DYNAMIC_TIERS = ("oracle", "live_test_main", "final_test_main")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.training",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--static-trials", type=int, default=4000)
+    p.add_argument("--dynamic-trials", type=int, default=300)
+    p.add_argument("--neurons", type=int, default=64)
+    p.add_argument("--frames", type=int, default=150, help="2023 padded trial length")
+    p.add_argument("--window", type=int, default=80, help="2023 training window")
+    p.add_argument("--channels", type=int, default=16, help="2022 core channels")
+    p.add_argument("--dynamic-channels", type=int, default=8, help="2023: per layer x1, 2, 2")
+    p.add_argument("--epochs", type=int, default=60, help="2022 upper bound (early stopping)")
+    p.add_argument("--dynamic-epochs", type=int, default=15, help="2023 upper bound")
+    p.add_argument("--fresh", action="store_true", help="retrain runs the workdir holds")
+    p.add_argument("--batch-size", type=int, default=64, help="2022 batch (2023: the kit's 8)")
+    p.add_argument("--seed", type=int, default=0, help="of the synthetic data")
+    p.add_argument("--train-seed", type=int, default=42, help="of training (TrainConfig.seed)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: about a minute on 2 cores")
+    p.add_argument("--workdir", default="/tmp/sensorium-bench-training")
+    p.add_argument("--json", default=None, help="default benchmarks/results/training[-quick].json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.static_trials, args.dynamic_trials, args.neurons = 400, 60, 16
+        args.frames, args.window, args.channels, args.epochs = 90, 60, 8, 3
+        args.dynamic_channels, args.dynamic_epochs = 8, 3
+    if args.json is None:
+        suffix = "-quick" if args.quick else ""
+        args.json = f"benchmarks/results/training{suffix}.json"
+    return args
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def make_store(workdir: pathlib.Path, kind: str, args: argparse.Namespace) -> pathlib.Path:
+    """One synthetic mouse of ``kind``, converted; reused when its arguments match."""
+    sizes = {"static": (args.static_trials, None), "dynamic": (args.dynamic_trials, args.frames)}
+    trials, frames = sizes[kind]
+    tag = f"{kind}-{trials}x{args.neurons}" + (f"x{frames}" if frames else "") + f"-s{args.seed}"
+    store = workdir / f"{tag}.zarr"
+    if not store.exists():
+        trees = workdir / f"{tag}-trees"
+        shutil.rmtree(trees, ignore_errors=True)
+        paths = sd.synthesize(
+            trees,
+            kind=kind,
+            n_trials=trials,
+            n_neurons=args.neurons,
+            n_frames=frames,
+            seed=args.seed,
+            competition=False,
+        )
+        sd.convert(paths, store, progress=False)
+        for npz in trees.glob("*.ground_truth.npz"):
+            shutil.copy(npz, workdir / f"{tag}.ground_truth.npz")
+        shutil.rmtree(trees)
+    return store
+
+
+def ground_truth(store: pathlib.Path) -> dict[str, np.ndarray]:
+    with np.load(store.parent / f"{store.stem}.ground_truth.npz") as gt:
+        return {k: gt[k] for k in ("rates", "behavior_state", "gain_weights", "behavior_gain")}
+
+
+def static_ceilings(store: pathlib.Path) -> dict[str, float]:
+    """Test-tier single-trial correlation of the noise-free rates (and of their stimulus-only
+    part) with the responses; a correlation per neuron does not depend on its scale."""
+    ds = sd.open_mouse(store, chunks=None)
+    test = np.flatnonzero(np.array(ds.tiers.values.tolist()) == "test")
+    responses = np.asarray(ds.responses.values)[test]
+    gt = ground_truth(store)
+    gain = np.exp(
+        gt["behavior_gain"] * (gt["behavior_state"][:, None, :] * gt["gain_weights"]).sum(-1)
+    )
+    return {
+        "ground_truth": float(metrics.single_trial_correlation(responses, gt["rates"][test])),
+        "ground_truth_stimulus_only": float(
+            metrics.single_trial_correlation(responses, (gt["rates"] / gain)[test])
+        ),
+    }
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def _throughput(history: list[dict[str, Any]]) -> dict[str, float]:
+    later = history[1:] or history
+    return {
+        "samples_per_s": float(np.median([h["samples_per_s"] for h in later])),
+        "data_wait_share": float(np.median([h["data_wait_share"] for h in later])),
+    }
+
+
+def run_model(
+    store: pathlib.Path,
+    name: str,
+    config: TrainConfig,
+    overrides: dict[str, Any],
+    fresh: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Train (or, unless ``fresh``, reuse or resume the run in the workdir) and time it."""
+    channels = overrides["hidden_channels"]
+    width = channels if isinstance(channels, int) else channels[0]
+    out = store.parent / f"{store.stem}-{name}-c{width}-e{config.max_epochs}-t{config.seed}"
+    start = time.perf_counter()
+    result = train(
+        store, name, out, config=config, overrides=overrides, progress=False, resume=not fresh
+    )
+    row = {
+        "model": name,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "stop_score": result.best_score,
+        "train_seconds": round(sum(h["seconds"] for h in result.history), 1),
+        **_throughput(result.history),
+    }
+    reused = f", {result.resumed_from} of them done before" if result.resumed_from else ""
+    seconds = time.perf_counter() - start
+    print(f"  {name}: {result.epochs} epochs{reused}; {seconds:.0f} s now", flush=True)
+    return result.model, row
+
+
+def static_experiment(store: pathlib.Path, args: argparse.Namespace) -> dict[str, Any]:
+    config = TrainConfig(
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.train_seed,
+        device=args.device,
+        num_workers=args.num_workers,
+    )
+    overrides = {"hidden_channels": args.channels}
+    rows = []
+    for name in STATIC_MODELS:
+        model, row = run_model(store, name, config, overrides, args.fresh)
+        scores = evaluate(model, store, ["test"])["tiers"]["test"]["mean"]
+        rows.append({**row, "tier": "test", **scores})
+    return {"rows": rows, **static_ceilings(store)}
+
+
+def per_frame_mean(store: pathlib.Path, model: Any) -> np.ndarray:
+    """(N, T_max) mean normalised training response at each frame index."""
+    (mouse,) = sd.list_mice(store)
+    loader = model_loaders(model, store, ["train"], mice=[mouse], batch_size=16)["train"][mouse]
+    n_frames = sd.open_mouse(store, chunks=None).sizes["frame"]
+    total = np.zeros((model.mice[mouse].n_neurons, n_frames))
+    count = np.zeros(n_frames)
+    for batch in loader:
+        r = batch["responses"].numpy().astype(np.float64)  # (B, N, T), NaN after valid
+        t = r.shape[2]
+        total[:, :t] += np.nansum(r, axis=0)
+        count[:t] += np.isfinite(r[:, 0, :]).sum(axis=0)
+    return total / np.maximum(count, 1)
+
+
+def dynamic_experiment(store: pathlib.Path, args: argparse.Namespace) -> dict[str, Any]:
+    config = TrainConfig(
+        max_epochs=args.dynamic_epochs,
+        frames=args.window,
+        seed=args.train_seed,
+        device=args.device,
+        num_workers=args.num_workers,
+    )
+    c = args.dynamic_channels
+    overrides = {"hidden_channels": [c, 2 * c, 2 * c]}
+    model, row = run_model(store, VIDEO_MODEL, config, overrides, args.fresh)
+    (mouse,) = sd.list_mice(store)
+    mean = per_frame_mean(store, model)
+    loaders = model_loaders(model, store, DYNAMIC_TIERS, mice=[mouse], batch_size=8)
+    device = next(model.parameters()).device
+    n_frames = mean.shape[1]
+    stats = open_statistics(store, mouse)
+    normalize = sd.Normalizer.from_statistics(stats, kind="dynamic")
+    rates = normalize("responses", ground_truth(store)["rates"], frame_start=0)
+    rows = []
+    for tier in DYNAMIC_TIERS:
+        if mouse not in loaders.get(tier, {}):
+            continue
+        got = collect(model, loaders[tier][mouse], mouse, device=device, n_frames=n_frames)
+        baseline = np.broadcast_to(mean, got.predictions.shape).copy()
+        truth = rates[got.trials]
+        for j, v in enumerate(got.valid):  # type: ignore[arg-type]
+            baseline[j, :, v:] = np.nan
+        kw: dict[str, Any] = {"valid_frames": got.valid}
+        score = metrics.dynamic_single_trial_correlation
+        rows.append(
+            {
+                **row,
+                "tier": tier,
+                "single_trial_correlation": float(score(got.responses, got.predictions, **kw)),
+                "per_frame_mean": float(score(got.responses, baseline, **kw)),
+                "ground_truth": float(score(got.responses, np.nan_to_num(truth), **kw)),
+            }
+        )
+    return {"rows": rows}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def checks(static: dict[str, Any], dynamic: dict[str, Any]) -> list[dict[str, Any]]:
+    by = {r["model"]: r["single_trial_correlation"] for r in static["rows"]}
+    cnn, ln, plus = by["sensorium-sota"], by["sensorium-ln"], by["sensorium-plus-sota"]
+    video = [(r["single_trial_correlation"], r["per_frame_mean"]) for r in dynamic["rows"]]
+    rows = static["rows"] + dynamic["rows"]
+    wait = max(r["data_wait_share"] for r in rows)
+    return [
+        {
+            "check": "CNN >= 0.8 x ground truth (test)",
+            "value": cnn / static["ground_truth"],
+            "target": 0.8,
+            "met": cnn >= 0.8 * static["ground_truth"],
+        },
+        {"check": "CNN > LN (test)", "value": cnn - ln, "target": 0.0, "met": cnn > ln},
+        {
+            "check": "behaviour-aware > stimulus-only (test)",
+            "value": plus - cnn,
+            "target": 0.0,
+            "met": plus > cnn,
+        },
+        {
+            "check": "video model > per-frame mean (every tier)",
+            "value": min(v - m for v, m in video),
+            "target": 0.0,
+            "met": all(v > m for v, m in video),
+        },
+        {
+            "check": "data wait share < 10% (worst run)",
+            "value": wait,
+            "target": 0.1,
+            "met": wait < 0.1,
+        },
+    ]
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def fmt(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    cells = [columns] + [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = pathlib.Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    print("2022: static mouse", flush=True)
+    static = static_experiment(make_store(workdir, "static", args), args)
+    print("2023: dynamic mouse", flush=True)
+    dynamic = dynamic_experiment(make_store(workdir, "dynamic", args), args)
+    found = checks(static, dynamic)
+    static_cols = [
+        "model",
+        "tier",
+        "single_trial_correlation",
+        "correlation_to_average",
+        "feve",
+        "epochs",
+        "best_epoch",
+        "samples_per_s",
+        "data_wait_share",
+    ]
+    dynamic_cols = [
+        "model",
+        "tier",
+        "single_trial_correlation",
+        "per_frame_mean",
+        "ground_truth",
+        "epochs",
+        "samples_per_s",
+        "data_wait_share",
+    ]
+    report = [
+        f"2022, test tier (ground truth {static['ground_truth']:.3f}, its stimulus-only part "
+        f"{static['ground_truth_stimulus_only']:.3f}):",
+        table(static["rows"], static_cols),
+        "",
+        "2023 (official single-trial correlation, frames 50 .. valid):",
+        table(dynamic["rows"], dynamic_cols),
+        "",
+        table(found, ["check", "value", "target", "met"]),
+        f"\n{time.perf_counter() - start:.0f} s in all",
+    ]
+    print("\n".join(report))
+    out = pathlib.Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.training " + shlex.join(sys.argv[1:] if argv is None else argv)
+    out.write_text(
+        json.dumps(
+            {
+                "command": command.strip(),
+                "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                "machine": machine(),
+                "arguments": vars(args),
+                "static": static,
+                "dynamic": dynamic,
+                "checks": found,
+                "seconds": round(time.perf_counter() - start, 1),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

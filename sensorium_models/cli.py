@@ -1,0 +1,267 @@
+"""The ``sensorium-models`` command line: train, evaluate, submit.
+
+::
+
+    sensorium-models train --store S.zarr --model sensorium-sota --out runs/sota [--mice M ...]
+        [--epochs N] [--batch-size B] [--lr LR] [--device auto|cpu|cuda] [--seed S]
+        [--frames F] [--overrides JSON] [--no-resume] [--quiet]
+    sensorium-models evaluate --checkpoint runs/sota --store S.zarr [--json OUT] [--tiers ...]
+    sensorium-models submit --checkpoint runs/sota --store S.zarr --out submission/
+
+Errors exit with status 1 and a message that names the argument at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+__all__ = ["main"]
+
+_PROG = "sensorium-models"
+
+
+class _UsageError(Exception):
+    """A bad command line (argparse's own errors included): exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"a\": 1}}', got {text!r}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True, metavar="URL", help="converted store, path or URL")
+    p.add_argument(
+        "--storage-options", type=_json_dict, default=None, metavar="JSON", help="fsspec options"
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:0, ...")
+    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=_PROG, description="Train, evaluate and submit SENSORIUM baselines.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a model on a store (resumes an interrupted run)")
+    _common(p)
+    p.add_argument("--model", required=True, metavar="NAME", help="e.g. sensorium-sota")
+    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/NAME)")
+    p.add_argument("--mice", nargs="+", default=None, metavar="MOUSE")
+    p.add_argument("--epochs", type=_positive_int, default=None, metavar="N", help="max epochs")
+    p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--frames", type=_positive_int, default=None, help="2023 window length")
+    p.add_argument("--patience", type=_positive_int, default=None)
+    p.add_argument("--num-workers", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--overrides",
+        type=_json_dict,
+        default=None,
+        metavar="JSON",
+        help="model config overrides, e.g. '{\"hidden_channels\": 16}'",
+    )
+    p.add_argument("--no-resume", action="store_true", help="start over in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("evaluate", help="official metrics of a trained model")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
+    p.add_argument("--tiers", nargs="+", default=None, metavar="TIER")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
+
+    p = sub.add_parser("submit", help="write the official submission files")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
+    p.add_argument("--out", required=True, metavar="DIR", help="submission folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    return parser
+
+
+_FLAGS = {"max_epochs": "epochs"}  # TrainConfig fields whose flag has another name
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .configs import NAMED_CONFIGS
+    from .training import TrainConfig, train
+
+    if args.model not in NAMED_CONFIGS:
+        raise _UsageError(f"--model: unknown model {args.model!r}; known: {sorted(NAMED_CONFIGS)}")
+    given = {
+        "max_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "frames": args.frames,
+        "patience": args.patience,
+        "num_workers": args.num_workers,
+        "device": args.device,
+    }
+    try:
+        config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:  # "TrainConfig.<field> must be ..." -> the flag of the field
+        field = str(exc).split(" ", 1)[0].removeprefix("TrainConfig.")
+        flag = _FLAGS.get(field, field.replace("_", "-"))
+        raise _UsageError(f"--{flag}: {str(exc).split(' ', 1)[1]}") from None
+    out = pathlib.Path(args.out or f"runs/{args.model}")
+    result = train(
+        args.store,
+        args.model,
+        out,
+        mice=args.mice,
+        config=config,
+        overrides=args.overrides,
+        progress=not args.quiet,
+        resume=not args.no_resume,
+        storage_options=args.storage_options,
+    )
+    print(
+        f"{args.model}: {result.epochs} epochs (resumed after {result.resumed_from}), best "
+        f"score {result.best_score:.4f} at epoch {result.best_epoch}; checkpoint "
+        f"{result.checkpoint}"
+    )
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .evaluation import resolve_device
+    from .training import load_model
+
+    path = pathlib.Path(args.checkpoint)
+    if not path.exists():
+        raise _UsageError(f"--checkpoint: {path} does not exist")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise _UsageError(f"--device: {exc}") from None
+    return load_model(path, device=device)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, format_report
+
+    model = _load(args)
+    report = evaluate(
+        model,
+        args.store,
+        args.tiers,
+        batch_size=args.batch_size,
+        storage_options=args.storage_options,
+    )
+    print(format_report(report))
+    if args.json:
+        pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from .evaluation import write_submission
+
+    model = _load(args)
+    files = write_submission(
+        model,
+        args.store,
+        args.out,
+        overwrite=args.overwrite,
+        batch_size=args.batch_size,
+        storage_options=args.storage_options,
+    )
+    for f in files:
+        print(f)
+    return 0
+
+
+_COMMANDS = {"train": _train, "evaluate": _evaluate, "submit": _submit}
+
+
+_PREFIXES = {  # error prefixes of the library -> the flag they are about
+    "mice": "--mice",
+    "model": "--model",
+    "overrides": "--overrides",
+    "tier": "--tiers",
+    "tiers": "--tiers",
+    "checkpoint": "--checkpoint",
+    "store": "--store",
+    "device": "--device",
+    "out_dir": "--out",
+}
+
+
+def _flagged(exc: BaseException) -> str:
+    """The message of a library error, led by the flag it is about where one is."""
+    from sensorium_data.errors import MouseNotFoundError, StoreNotFoundError
+
+    text = str(exc)
+    for prefix, flag in _PREFIXES.items():
+        if text.startswith(f"{prefix}: "):
+            return f"{flag}: {text[len(prefix) + 2 :]}"
+    if isinstance(exc, StoreNotFoundError | MouseNotFoundError):
+        return f"--store: {text}"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sensorium-models``; returns the exit status."""
+    from sensorium_data.errors import SensoriumDataError
+
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except _UsageError as exc:
+        print(f"{_PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (SensoriumDataError, OSError, ValueError, KeyError) as exc:
+        print(f"{_PROG} {args.command}: error: {_flagged(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{_PROG} {args.command}: interrupted (rerun it to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

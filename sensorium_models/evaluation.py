@@ -1,0 +1,614 @@
+"""Predictions, official metrics and submission files of a trained model.
+
+:func:`predict` runs a model over one tier of one mouse in ascending file order (the order of the
+toolkit's evaluation loaders and of the submission writers), :func:`evaluate` scores every tier
+that holds responses with :mod:`sensorium_data.metrics`, and :func:`write_submission` writes the
+official files with :mod:`sensorium_data.submission`.
+
+2023 models are run on whole trials (``frames=None``: every batch is cut at each trial's valid
+length and padded with NaN to the longest trial of the batch; the padding is replaced by 0 before
+the model sees it). A model returns ``T_out <= T`` frames aligned to the LAST ``T_out`` input
+frames; the ``T - T_out`` first frames lost to its temporal kernel get the first predicted frame
+repeated backwards (they lie inside the 50 unscored frames of the competition for every baseline:
+the factorised core loses 18). Predictions after a trial's valid length are NaN. The cores are
+causal (an output frame depends on the frames up to it, and zero padding only follows the valid
+part), so batching trials of different lengths does not change the predictions of valid frames.
+
+Rates and responses are in the normalised units of the loaders (``normalize=True``), which is
+what the official ground truth holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import pathlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from sensorium_data import metrics
+from sensorium_data.errors import SensoriumDataError
+from sensorium_data.stores import list_mice, open_mouse
+
+from .encoders import Encoder
+
+__all__ = [
+    "DYNAMIC_EVAL_TIERS",
+    "STATIC_EVAL_TIERS",
+    "Collected",
+    "collect",
+    "default_scale",
+    "evaluate",
+    "format_report",
+    "input_options",
+    "model_loaders",
+    "predict",
+    "resolve_device",
+    "write_submission",
+]
+
+#: Tiers :func:`evaluate` scores by default (where the store holds responses).
+STATIC_EVAL_TIERS = ("validation", "test", "final_test")
+DYNAMIC_EVAL_TIERS = (
+    "oracle",
+    "live_test_main",
+    "final_test_main",
+    "live_test_bonus",
+    "final_test_bonus",
+)
+_SUBMISSION_TIERS = {
+    "static": ("test", "final_test"),
+    "dynamic": ("live_test_main", "final_test_main", "live_test_bonus", "final_test_bonus"),
+}
+_IMAGE_ID_NAMES = ("frame_image_id", "image_id", "colorframeprojector_image_id")
+_MODEL_HEIGHT = 36  # the baselines' input height (144 x 256 images are scaled by 0.25)
+
+
+# ----------------------------------------------------------------------------- devices, options
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or None): CUDA when available, else CPU; anything else as torch reads it."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: not a torch device: {device!r} ({exc})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked for, but CUDA is not available here")
+    return resolved
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision on CUDA only (bfloat16 where supported, else float16)."""
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def default_scale(store: Any, mice: Sequence[str], storage_options: Any = None) -> float:
+    """The image scale the baselines expect: 0.25 for images taller than 72 px (144 x 256
+    releases become 36 x 64), 1.0 for images already near 36 x 64 (videos, derived sets)."""
+    heights = set()
+    for mouse in mice:
+        ds = open_mouse(store, mouse, storage_options, chunks=None)
+        if "images" in ds.data_vars:
+            heights.add(int(ds["images"].shape[-2]))
+    if not heights:
+        return 1.0
+    return 0.25 if max(heights) > 2 * _MODEL_HEIGHT else 1.0
+
+
+def model_kind(model: Encoder) -> str:
+    """``"static"`` (2022) or ``"dynamic"`` (2023), from the model's config."""
+    return str(model.config.kind)
+
+
+def input_options(model: Encoder) -> dict[str, bool]:
+    """The loader options that give the model its input channels: ``include_behavior`` and
+    ``include_pupil``, from ``config.input_channels`` (1 stimulus channel, then 3 (2022) or
+    2 (2023) behaviour channels, then 2 pupil channels, the loaders' order)."""
+    extra = int(model.config.input_channels) - 1
+    n_behavior = 3 if model_kind(model) == "static" else 2
+    if extra not in (0, n_behavior, n_behavior + 2):
+        raise SensoriumDataError(
+            f"model: input_channels={extra + 1} fits no loader layout (1, {1 + n_behavior} with "
+            f"behaviour, {3 + n_behavior} with behaviour and pupil)"
+        )
+    return {"include_behavior": extra >= n_behavior, "include_pupil": extra > n_behavior}
+
+
+def model_loaders(
+    model: Encoder,
+    store: Any,
+    tiers: Sequence[str],
+    *,
+    mice: Sequence[str],
+    batch_size: int,
+    frames: int | None = None,
+    scale: float | None = None,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    in_memory: bool | str = "auto",
+    storage_options: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """``make_loaders`` with the options a model needs (scale, behaviour channels)."""
+    from sensorium_data.loaders import make_loaders
+
+    if scale is None:
+        scale = default_scale(store, mice, storage_options)
+    channels = input_options(model)
+    extra: dict[str, Any] = {}
+    if num_workers:
+        extra = {"persistent_workers": True}
+    return make_loaders(
+        store,
+        mice=list(mice),
+        tiers=list(tiers),
+        batch_size=batch_size,
+        storage_options=storage_options,
+        scale=scale,
+        include_behavior=channels["include_behavior"],
+        include_pupil=channels["include_pupil"],
+        frames=frames if model_kind(model) == "dynamic" else None,
+        seed=seed,
+        in_memory=in_memory,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        **extra,
+    )
+
+
+# ----------------------------------------------------------------------------- running a model
+
+
+def prepare(
+    model: Encoder,
+    batch: Mapping[str, torch.Tensor],
+    device: torch.device,
+    *,
+    responses: bool = True,
+) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
+    """(inputs, keyword arguments of the model, responses or None) of a batch, on ``device``
+    (copied asynchronously from pinned memory on CUDA).
+
+    NaN padding of whole-trial 2023 batches becomes 0 in the inputs; responses keep it.
+    """
+    asynchronous = device.type == "cuda"
+    dynamic = "videos" in batch
+    inputs = batch["videos" if dynamic else "images"].to(device, non_blocking=asynchronous)
+    pupil = batch.get("pupil_center")
+    kwargs: dict[str, Any] = {}
+    if pupil is not None and model.config.use_shifter:
+        kwargs["pupil_center"] = pupil.to(device, non_blocking=asynchronous)
+    if dynamic:  # on the device: the pinned batch is copied as it is
+        inputs = torch.nan_to_num(inputs)
+        if "pupil_center" in kwargs:
+            kwargs["pupil_center"] = torch.nan_to_num(kwargs["pupil_center"])
+    if not responses:
+        return inputs, kwargs, None
+    return inputs, kwargs, batch["responses"].to(device, non_blocking=asynchronous)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Collected:
+    """A model's predictions over one loader, in its (ascending file) order.
+
+    ``predictions`` and ``responses`` are ``(trial, neuron)`` (2022) or ``(trial, neuron,
+    frame)`` padded with NaN to ``n_frames`` after each trial's ``valid`` length (2023).
+    """
+
+    trials: np.ndarray
+    predictions: np.ndarray
+    responses: np.ndarray
+    valid: np.ndarray | None = None
+
+
+def _in_time(rates: torch.Tensor, frames: int, valid: torch.Tensor, n_frames: int) -> np.ndarray:
+    """(B, T_out, N) rates of ``frames`` input frames (aligned to the last T_out of them) ->
+    (B, N, n_frames): the lost first frames get the first prediction, NaN after ``valid``."""
+    b, t_out, n = rates.shape
+    lost = frames - t_out
+    if lost < 0:
+        raise SensoriumDataError(f"the model returned {t_out} frames for {frames} input frames")
+    out = np.full((b, n, n_frames), np.nan, np.float32)
+    values = rates.float().cpu().numpy().transpose(0, 2, 1)
+    out[:, :, lost:frames] = values
+    out[:, :, :lost] = values[:, :, :1]  # the first predicted frame, repeated backwards
+    for j, v in enumerate(valid.tolist()):
+        out[j, :, v:] = np.nan
+    return out
+
+
+def collect(
+    model: Encoder,
+    loader: Any,
+    mouse: str,
+    *,
+    device: torch.device,
+    amp: bool = False,
+    n_frames: int | None = None,
+) -> Collected:
+    """Run ``model`` in eval mode over ``loader`` (one mouse, whole trials)."""
+    trials, preds, resps, valids = [], [], [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                inputs, kwargs, _ = prepare(model, batch, device, responses=False)
+                with autocast(device, amp):
+                    rates = model(inputs, mouse=mouse, **kwargs)
+                trials.append(batch["trial"].numpy())
+                responses = batch["responses"].numpy()
+                if rates.ndim == 2:
+                    preds.append(rates.float().cpu().numpy())
+                    resps.append(responses)
+                    continue
+                valid, frames = batch["valid_frames"], inputs.shape[2]
+                total = n_frames or frames
+                preds.append(_in_time(rates, frames, valid, total))
+                resp = np.full((len(valid), responses.shape[1], total), np.nan, np.float32)
+                resp[:, :, :frames] = responses
+                resps.append(resp)
+                valids.append(valid.numpy())
+    finally:
+        model.train(was_training)
+    return Collected(
+        trials=np.concatenate(trials),
+        predictions=np.concatenate(preds),
+        responses=np.concatenate(resps),
+        valid=np.concatenate(valids) if valids else None,
+    )
+
+
+def _n_frames(store: Any, mouse: str, storage_options: Any) -> int | None:
+    ds = open_mouse(store, mouse, storage_options, chunks=None)
+    return int(ds.sizes["frame"]) if "frame" in ds.sizes else None
+
+
+def _default_batch(model: Encoder) -> int:
+    return 8 if model_kind(model) == "dynamic" else 128
+
+
+def _device_of(model: Encoder, device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return next(model.parameters()).device
+    resolved = resolve_device(device)
+    model.to(resolved)
+    return resolved
+
+
+def _run_tiers(
+    model: Encoder,
+    store: Any,
+    tiers: Sequence[str],
+    mice: Sequence[str],
+    *,
+    batch_size: int | None,
+    device: str | torch.device | None,
+    scale: float | None,
+    num_workers: int,
+    amp: bool,
+    storage_options: Any,
+) -> Iterator[tuple[str, str, Collected]]:
+    """(tier, mouse, collected) for every tier of every mouse that has trials of it."""
+    dev = _device_of(model, device)
+    loaders = model_loaders(
+        model,
+        store,
+        tiers,
+        mice=mice,
+        batch_size=batch_size or _default_batch(model),
+        scale=scale,
+        num_workers=num_workers,
+        pin_memory=dev.type == "cuda",
+        storage_options=storage_options,
+    )
+    for tier in tiers:
+        for mouse, loader in loaders.get(tier, {}).items():
+            n_frames = _n_frames(store, mouse, storage_options)
+            yield tier, mouse, collect(model, loader, mouse, device=dev, amp=amp, n_frames=n_frames)
+
+
+def _parse_mice(model: Encoder, store: Any, mice: Sequence[str] | None, storage: Any) -> list[str]:
+    known = list_mice(store, storage)
+    by_source = {a["source_name"]: k for k, a in known.items()}
+    wanted = [by_source.get(m, m) for m in (mice or list(model.mice))]
+    missing = [m for m in wanted if m not in model.mice]
+    if missing:
+        raise SensoriumDataError(
+            f"mice: the model has no readout for {missing}; it was trained on {list(model.mice)}"
+        )
+    absent = [m for m in wanted if m not in known]
+    if absent and mice is not None:
+        raise SensoriumDataError(f"mice: the store {store} holds no mouse {absent}")
+    chosen = [m for m in wanted if m in known]
+    if not chosen:
+        raise SensoriumDataError(
+            f"store: {store} holds none of the model's mice {list(model.mice)} "
+            f"(it holds {list(known)})"
+        )
+    return chosen
+
+
+def predict(
+    model: Encoder,
+    store: Any,
+    tier: str,
+    mouse: str,
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    scale: float | None = None,
+    num_workers: int = 0,
+    amp: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Predictions of ``model`` for every trial of ``tier`` of ``mouse``, ascending file order.
+
+    Parameters
+    ----------
+    model
+        A model of :mod:`sensorium_models` (e.g. from
+        :func:`~sensorium_models.training.load_model`).
+    store, storage_options
+        The converted store (path or URL) and its fsspec options.
+    tier, mouse
+        The tier (``"test"``, ``"oracle"``, ...) and the mouse (short key or folder name).
+    batch_size
+        Trials per batch (default 128 for 2022, 8 for 2023).
+    device
+        ``None``: where the model's parameters are; else the model is moved there
+        (``"auto"``: CUDA when available).
+    scale
+        Image scale; default as in training (:func:`default_scale`).
+    num_workers, amp
+        DataLoader workers; mixed precision (CUDA only).
+
+    Returns
+    -------
+    numpy.ndarray
+        2022: ``(n_trials, n_neurons)``; 2023: ``(n_trials, n_neurons, T_max)`` float32, time
+        last, NaN after each trial's valid length, the first frames lost to the temporal kernel
+        filled with the first predicted frame (see the module notes).
+    """
+    (key,) = _parse_mice(model, store, [mouse], storage_options)
+    runs = list(
+        _run_tiers(
+            model,
+            store,
+            [tier],
+            [key],
+            batch_size=batch_size,
+            device=device,
+            scale=scale,
+            num_workers=num_workers,
+            amp=amp,
+            storage_options=storage_options,
+        )
+    )
+    if not runs:
+        tiers = sorted(set(np.asarray(open_mouse(store, key, storage_options).tiers).tolist()))
+        raise SensoriumDataError(f"tier: mouse {key} has no {tier!r} trials; its tiers: {tiers}")
+    return runs[0][2].predictions
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _static_scores(c: Collected, image_ids: np.ndarray | None) -> dict[str, float]:
+    out = {
+        "single_trial_correlation": float(
+            metrics.single_trial_correlation(c.responses, c.predictions)
+        )
+    }
+    if image_ids is not None and np.unique(image_ids).size >= 2:
+        out["correlation_to_average"] = float(
+            metrics.correlation_to_average(c.responses, c.predictions, image_ids)
+        )
+        if np.bincount(np.unique(image_ids, return_inverse=True)[1]).max() >= 2:
+            value = metrics.feve(c.responses, c.predictions, image_ids)
+            if not math.isnan(value):
+                out["feve"] = float(value)
+    return out
+
+
+def _dynamic_scores(c: Collected, groups: np.ndarray | None, skip: int) -> dict[str, float]:
+    resp, pred, valid = c.responses, c.predictions, c.valid
+    out = {
+        "single_trial_correlation": float(
+            metrics.dynamic_single_trial_correlation(resp, pred, skip=skip, valid_frames=valid)
+        )
+    }
+    if groups is not None and np.bincount(groups).max() >= 2:
+        out["correlation_to_average"] = float(
+            metrics.dynamic_correlation_to_average(
+                resp, pred, groups, skip=skip, valid_frames=valid
+            )
+        )
+    return out
+
+
+def score_collected(
+    c: Collected, store: Any, mouse: str, *, skip: int = metrics.SKIP, storage_options: Any = None
+) -> dict[str, float]:
+    """The official metrics of one mouse's tier (2022: single-trial correlation, correlation to
+    average and FEVE where images repeat; 2023: single-trial correlation and, where clips
+    repeat, correlation to average, frames ``skip ..`` valid length)."""
+    ds = open_mouse(store, mouse, storage_options, chunks=None)
+    if c.responses.ndim == 2:
+        name = next((n for n in _IMAGE_ID_NAMES if n in ds.coords), None)
+        ids = None if name is None else np.asarray(ds[name].values)[c.trials]
+        return _static_scores(c, ids)
+    groups = metrics.repeat_groups_from_videos(ds["videos"].isel(trial=c.trials).values)
+    return _dynamic_scores(c, groups, skip)
+
+
+def evaluate(
+    model: Encoder,
+    store: Any,
+    tiers: Sequence[str] | None = None,
+    *,
+    mice: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    scale: float | None = None,
+    skip: int = metrics.SKIP,
+    num_workers: int = 0,
+    amp: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The official metrics of ``model`` on every tier of ``store`` that holds responses.
+
+    Parameters
+    ----------
+    tiers
+        Default: 2022 ``validation``, ``test``, ``final_test``; 2023 ``oracle`` and the live
+        and final main and bonus tiers. Tiers a mouse lacks, or whose responses are all zero
+        (withheld, as in competition mice), are skipped and listed under ``"skipped"``.
+    mice
+        Default: the model's mice that the store holds.
+    skip
+        2023: unscored first frames of every trial (50 in the competition).
+    batch_size, device, scale, num_workers, amp, storage_options
+        As for :func:`predict`.
+
+    Returns
+    -------
+    dict
+        ``{"kind": "static"|"dynamic", "tiers": {tier: {"mice": {mouse: {metric: value}},
+        "mean": {metric: equal-weight mean over mice}}}, "skipped": [reasons]}``; metrics
+        ``single_trial_correlation``, ``correlation_to_average`` (where stimuli repeat) and,
+        2022, ``feve``. Values are JSON-ready floats.
+    """
+    kind = model_kind(model)
+    tiers = list(tiers or (STATIC_EVAL_TIERS if kind == "static" else DYNAMIC_EVAL_TIERS))
+    chosen = _parse_mice(model, store, mice, storage_options)
+    result: dict[str, Any] = {"kind": kind, "tiers": {}, "skipped": []}
+    seen: set[tuple[str, str]] = set()
+    runs = _run_tiers(
+        model,
+        store,
+        tiers,
+        chosen,
+        batch_size=batch_size,
+        device=device,
+        scale=scale,
+        num_workers=num_workers,
+        amp=amp,
+        storage_options=storage_options,
+    )
+    for tier, mouse, c in runs:
+        seen.add((tier, mouse))
+        if not np.any(np.nan_to_num(c.responses) != 0):
+            result["skipped"].append(f"mouse {mouse} tier {tier!r}: responses withheld (all zero)")
+            continue
+        scores = score_collected(c, store, mouse, skip=skip, storage_options=storage_options)
+        result["tiers"].setdefault(tier, {"mice": {}})["mice"][mouse] = scores
+    for tier in tiers:
+        for mouse in chosen:
+            if (tier, mouse) not in seen:
+                result["skipped"].append(f"mouse {mouse} tier {tier!r}: no trials")
+    for entry in result["tiers"].values():
+        names = dict.fromkeys(k for s in entry["mice"].values() for k in s)
+        entry["mean"] = {
+            k: float(np.mean([s[k] for s in entry["mice"].values() if k in s])) for k in names
+        }
+    return result
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """A readable table of an :func:`evaluate` result."""
+    rows = [("tier", "mouse", "metric", "value")]
+    for tier, entry in report["tiers"].items():
+        for mouse, scores in [*entry["mice"].items(), ("mean", entry["mean"])]:
+            rows += [(tier, mouse, k, f"{v:.4f}") for k, v in scores.items()]
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += [f"skipped: {s}" for s in report.get("skipped", [])]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- submissions
+
+
+def write_submission(
+    model: Encoder,
+    store: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    mice: Sequence[str] | None = None,
+    tiers: Sequence[str] | None = None,
+    overwrite: bool = False,
+    skip: int = metrics.SKIP,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    scale: float | None = None,
+    num_workers: int = 0,
+    amp: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> list[pathlib.Path]:
+    """Write the official submission files of ``model`` for the test tiers of ``store``.
+
+    2022: ``submission_file_live_test.csv`` / ``submission_file_final_test.csv`` per mouse
+    (:func:`sensorium_data.submission.write_submission_2022`: one mouse directly in ``out_dir``,
+    several in per-mouse subfolders). 2023: the main and bonus parquet files and upload zips
+    (:func:`sensorium_data.submission.write_submission_2023`), frames ``skip`` (50) .. valid
+    length.
+    ``tiers`` default to every test tier the mice have; other arguments as for :func:`predict`.
+    Returns the files written.
+    """
+    from sensorium_data import submission
+
+    kind = model_kind(model)
+    tiers = list(tiers or _SUBMISSION_TIERS[kind])
+    unknown = sorted(set(tiers) - set(_SUBMISSION_TIERS[kind]))
+    if unknown:
+        raise SensoriumDataError(
+            f"tiers: {unknown} have no submission file; {kind} tiers: {_SUBMISSION_TIERS[kind]}"
+        )
+    chosen = _parse_mice(model, store, mice, storage_options)
+    predictions: dict[str, dict[str, Any]] = {}
+    runs = _run_tiers(
+        model,
+        store,
+        tiers,
+        chosen,
+        batch_size=batch_size,
+        device=device,
+        scale=scale,
+        num_workers=num_workers,
+        amp=amp,
+        storage_options=storage_options,
+    )
+    for tier, mouse, c in runs:
+        if kind == "static":
+            predictions.setdefault(mouse, {})[tier] = c.predictions.astype(np.float64)
+        else:
+            rows = [p[:, :v] for p, v in zip(c.predictions, c.valid, strict=True)]  # type: ignore[arg-type]
+            predictions.setdefault(mouse, {})[tier] = rows
+    if not predictions:
+        raise SensoriumDataError(
+            f"store: none of the mice {chosen} has trials of the tiers {tiers} in {store}"
+        )
+    if kind == "static":
+        return submission.write_submission_2022(
+            predictions, store, out_dir, overwrite=overwrite, storage_options=storage_options
+        )
+    return submission.write_submission_2023(
+        predictions,
+        store,
+        out_dir,
+        skip=skip,
+        overwrite=overwrite,
+        storage_options=storage_options,
+    )

@@ -1,0 +1,766 @@
+"""Training of the SENSORIUM baselines on a store, as the starter kits train them, resumable.
+
+:func:`train` builds the toolkit's loaders (:func:`sensorium_data.make_loaders`) for a model of
+:func:`sensorium_models.configs.build_model`, cycles over the mice with
+:class:`~sensorium_data.loaders.LongCycler` (one optimiser step per round of mice, the gradients
+of every mouse's batch accumulated), minimises the Poisson loss
+``sum(rates - responses * log(rates + 1e-12))`` over the batch scaled by
+``sqrt(n_train_trials / batch_size)`` plus the model's regulariser (2023: on the last ``T_out``
+frames of each window, where the model's predictions are aligned), and stops early on the
+single-trial correlation of a held-out tier (2022 ``validation``; 2023 ``oracle``, else
+``validation``): after ``patience`` epochs without improvement the best weights are restored and
+the learning rate decays by ``lr_decay_factor``, up to ``max_lr_decays`` times, then training
+stops with the best weights.
+
+Every epoch writes ``out_dir/checkpoint.pt`` atomically (model, best weights, optimiser,
+early-stopping state, sampler passes, RNG states, the model and training configs) and rewrites
+``out_dir/log.jsonl`` (one JSON line per finished epoch, from the checkpoint's history, so a
+crash between the two leaves no stray line after resuming); running the same call again resumes
+after the last finished epoch, with the same batches and random draws as an uninterrupted run.
+:func:`load_model` rebuilds the best model from a checkpoint. Tensors are moved to the device in
+the training loop only (pinned memory and asynchronous copies on CUDA), with mixed precision
+(bfloat16, else float16 with a gradient scaler) on CUDA when ``TrainConfig.amp``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from sensorium_data import metrics
+from sensorium_data.errors import SensoriumDataError
+from sensorium_data.stores import list_mice, open_mouse
+
+from .encoders import Encoder
+from .evaluation import autocast, collect, model_loaders, prepare, resolve_device
+
+__all__ = [
+    "CHECKPOINT",
+    "LOG",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "load_checkpoint",
+    "load_model",
+    "mouse_infos",
+    "poisson_loss",
+    "train",
+]
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+CHECKPOINT_FORMAT = 1
+_EPS = 1e-12
+_YEAR_DEFAULTS = {
+    "static": {"optimizer": "adam", "lr": 0.009, "batch_size": 128, "stop_tier": "validation"},
+    "dynamic": {"optimizer": "adamw", "lr": 0.005, "batch_size": 8, "stop_tier": "oracle"},
+}
+
+
+class TrainingError(SensoriumDataError, ValueError):
+    """A training run that cannot start or continue (bad data, a foreign checkpoint)."""
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def _int_from(low: int, optional: bool = False) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        if value is None:
+            return optional
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    return test
+
+
+def _number(low: float, high: float = math.inf, optional: bool = False) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        if value is None:
+            return optional
+        ok = isinstance(value, float | int) and not isinstance(value, bool)
+        return ok and low <= value <= high
+
+    return test
+
+
+_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("lr", _number(1e-12, optional=True), "a positive number or None"),
+    ("optimizer", lambda v: v in (None, "adam", "adamw"), "'adam', 'adamw' or None"),
+    ("weight_decay", _number(0.0, optional=True), "a number >= 0 or None"),
+    ("batch_size", _int_from(1, optional=True), "an integer >= 1 or None"),
+    ("eval_batch_size", _int_from(1, optional=True), "an integer >= 1 or None"),
+    ("max_epochs", _int_from(1), "an integer >= 1"),
+    ("patience", _int_from(1), "an integer >= 1"),
+    ("lr_decay_factor", _number(1e-12, 1 - 1e-12), "in (0, 1)"),
+    ("max_lr_decays", _int_from(0), "an integer >= 0"),
+    ("tolerance", _number(0.0), "a number >= 0"),
+    ("stop_tier", lambda v: v is None or (isinstance(v, str) and bool(v)), "a tier name or None"),
+    ("frames", _int_from(1), "an integer >= 1"),
+    ("skip", _int_from(0), "an integer >= 0"),
+    ("scale", _number(1e-12, optional=True), "a positive number or None"),
+    ("seed", _int_from(0), "an integer >= 0"),
+    ("device", lambda v: isinstance(v, str) and bool(v), "a device name such as 'auto'"),
+    ("amp", lambda v: isinstance(v, bool), "True or False"),
+    ("num_workers", _int_from(0), "an integer >= 0"),
+    ("in_memory", lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How a model is trained (the starter kits' settings by default).
+
+    ``None`` fields take the year's default (:meth:`resolved`): 2022 Adam, lr 0.009, batch 128,
+    stopping on ``validation``; 2023 AdamW, lr 0.005, batch 8, stopping on ``oracle``.
+
+    Attributes
+    ----------
+    lr, optimizer, weight_decay
+        Initial learning rate; ``"adam"`` or ``"adamw"``; weight decay (default 0 for Adam,
+        torch's 0.01 for AdamW).
+    batch_size, eval_batch_size
+        Training trials per batch; trials per batch when scoring (default: ``batch_size``).
+    max_epochs
+        Upper bound on epochs (one epoch = ``LongCycler`` over every mouse's train tier).
+    patience, lr_decay_factor, max_lr_decays, tolerance
+        Early stopping: epochs without an improvement of more than ``tolerance``, then restore
+        the best weights and multiply the lr by ``lr_decay_factor``; stop after
+        ``max_lr_decays`` decays.
+    stop_tier
+        Tier whose single-trial correlation (neurons of all mice pooled, as the kits' validation
+        metric) decides early stopping; 2023 falls back to ``validation`` when no mouse has an
+        ``oracle`` tier.
+    frames
+        2023: training window length (the kits use 80); scoring runs on whole trials.
+    skip
+        2023: unscored first frames of a trial when scoring the stop tier (50, the official
+        count; smaller for short synthetic trials).
+    scale
+        Image scale; ``None``: 0.25 for images taller than 72 px, else 1.0.
+    seed
+        Model initialisation, batch order, random windows and readout sampling.
+    device, amp
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``, ...; mixed precision
+        (bfloat16, else float16 with a gradient scaler), used on CUDA only.
+    num_workers, in_memory
+        DataLoader worker processes (0: the loader reads ahead in a background thread); the
+        loaders' ``in_memory`` (``"auto"``: read each mouse's arrays once when they fit in 2 GiB).
+    """
+
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    batch_size: int | None = None
+    eval_batch_size: int | None = None
+    max_epochs: int = 200
+    patience: int = 5
+    lr_decay_factor: float = 0.3
+    max_lr_decays: int = 4
+    tolerance: float = 1e-6
+    stop_tier: str | None = None
+    frames: int = 80
+    skip: int = metrics.SKIP
+    scale: float | None = None
+    seed: int = 42
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = 0
+    in_memory: bool | str = "auto"
+
+    def __post_init__(self) -> None:
+        for name, test, expected in _RULES:
+            value = getattr(self, name)
+            if not test(value):
+                raise ValueError(f"TrainConfig.{name} must be {expected}, got {value!r}")
+
+    def resolved(self, kind: str) -> TrainConfig:
+        """A copy with the year's defaults in place of ``None`` (``kind``: static/dynamic)."""
+        filled: dict[str, Any] = {
+            k: v for k, v in _YEAR_DEFAULTS[kind].items() if getattr(self, k) is None
+        }
+        out = dataclasses.replace(self, **filled)
+        if out.weight_decay is None:
+            out = dataclasses.replace(out, weight_decay=0.0 if out.optimizer == "adam" else 0.01)
+        if out.eval_batch_size is None:
+            out = dataclasses.replace(out, eval_batch_size=out.batch_size)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """What :func:`train` did. ``model`` holds the best weights (in eval mode)."""
+
+    model: Encoder
+    out_dir: pathlib.Path
+    best_score: float
+    best_epoch: int
+    epochs: int
+    resumed_from: int
+    stopped_early: bool
+    history: list[dict[str, Any]]
+
+    @property
+    def checkpoint(self) -> pathlib.Path:
+        return self.out_dir / CHECKPOINT
+
+
+# ----------------------------------------------------------------------------- mice and models
+
+
+def mouse_infos(
+    store: Any, mice: Sequence[str] | None = None, storage_options: Any = None
+) -> dict[str, Any]:
+    """``{mouse: MouseInfo}`` from a store (neuron count, motor coordinates, kind)."""
+    from .configs import MouseInfo
+
+    known = list_mice(store, storage_options)
+    by_source = {a["source_name"]: k for k, a in known.items()}
+    keys = [by_source.get(m, m) for m in (mice or list(known))]
+    missing = [m for m in keys if m not in known]
+    if missing:
+        raise TrainingError(f"mice: {store} holds no mouse {missing}; it holds {list(known)}")
+    kinds = sorted({known[m]["kind"] for m in keys})
+    if len(kinds) != 1:
+        raise TrainingError(f"mice: one model trains on one kind of mouse, got {kinds}")
+    out = {}
+    for key in keys:
+        ds = open_mouse(store, key, storage_options, chunks=None)
+        coords = ds.coords.get("cell_motor_coordinates")
+        xyz = None if coords is None else np.asarray(coords.values, dtype=np.float64)
+        out[key] = MouseInfo(n_neurons=int(ds.sizes["neuron"]), coordinates=xyz, kind=kinds[0])
+    return out
+
+
+def _infos_to_state(infos: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        m: {
+            "n_neurons": int(i.n_neurons),
+            "coordinates": None if i.coordinates is None else torch.as_tensor(i.coordinates),
+            "kind": i.kind,
+        }
+        for m, i in infos.items()
+    }
+
+
+def _infos_from_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    from .configs import MouseInfo
+
+    return {
+        m: MouseInfo(
+            n_neurons=s["n_neurons"],
+            coordinates=None if s["coordinates"] is None else s["coordinates"].numpy(),
+            kind=s["kind"],
+        )
+        for m, s in state.items()
+    }
+
+
+def _build(model: Any, infos: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> Encoder:
+    from .configs import NAMED_CONFIGS, ModelConfigError, build_model
+
+    if isinstance(model, str) and model not in NAMED_CONFIGS:
+        raise TrainingError(f"model: unknown name {model!r}; known: {sorted(NAMED_CONFIGS)}")
+    try:
+        net = build_model(model, dict(infos), overrides=dict(overrides) if overrides else None)
+    except ModelConfigError as exc:
+        raise TrainingError(f"{'overrides' if overrides else 'model'}: {exc}") from None
+    kinds = {i.kind for i in infos.values()}
+    if kinds != {net.config.kind}:
+        raise TrainingError(
+            f"model: {net.config.name!r} is a {net.config.kind} model but the mice are "
+            f"{sorted(kinds)}"
+        )
+    return net
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint dict of a run folder (or a ``checkpoint.pt`` path), loaded on the CPU
+    with ``weights_only=True`` (tensors and plain Python only)."""
+    p = pathlib.Path(path)
+    file = p / CHECKPOINT if p.is_dir() else p
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint: no {CHECKPOINT} at {p}")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"checkpoint: {file} is not a sensorium_models checkpoint")
+    return state
+
+
+def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Encoder:
+    """Rebuild the model of a checkpoint with its best weights, in eval mode."""
+    from .configs import ModelConfig, build_model
+
+    state = load_checkpoint(path)
+    config = ModelConfig.from_dict(state["model_config"])
+    net = build_model(config, _infos_from_state(state["mice"]))
+    net.load_state_dict(state["best_model"])
+    return net.to(resolve_device(device)).eval()
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def poisson_loss(rates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``sum(rates - targets * log(rates + 1e-12))`` over every element (float32)."""
+    rates, targets = rates.float(), targets.float()
+    return (rates - targets * torch.log(rates + _EPS)).sum()
+
+
+def _targets(responses: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+    """Responses aligned with the rates: 2023 (B, N, T) -> the last T_out frames, (B, T_out, N)."""
+    if rates.ndim == 2:
+        return responses
+    return responses.transpose(1, 2)[:, responses.shape[2] - rates.shape[1] :]
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+
+@dataclasses.dataclass(kw_only=True)
+class _Stopper:
+    """Early stopping with learning-rate decay on plateaus (the kits' ``early_stopping``)."""
+
+    patience: int
+    max_decays: int
+    tolerance: float
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    decays: int = 0
+    stopped: bool = False
+
+    def update(self, score: float, epoch: int) -> str:
+        """``improved``, ``wait``, ``decay`` (restore best, lower lr) or ``stop``."""
+        if math.isfinite(score) and score > self.best_score + self.tolerance:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            return "improved"
+        self.bad_epochs += 1
+        if math.isfinite(score) and self.bad_epochs < self.patience:
+            return "wait"
+        if math.isfinite(score) and self.decays < self.max_decays:
+            self.decays, self.bad_epochs = self.decays + 1, 0
+            return "decay"
+        self.stopped = True
+        return "stop"
+
+    def state_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything a training run holds."""
+
+    net: Encoder
+    cfg: TrainConfig
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    stopper: _Stopper
+    train_loaders: dict[str, Any]
+    eval_loaders: dict[str, Any]
+    stop_tier: str
+    n_train: dict[str, int]
+    n_frames: dict[str, int | None]
+    passes: dict[str, int]
+    best_state: dict[str, torch.Tensor]
+    epoch: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def _cpu_state(net: Encoder) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+
+
+def _optimizer(net: Encoder, cfg: TrainConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(net.parameters(), lr=_given(cfg.lr), weight_decay=_given(cfg.weight_decay))
+
+
+def _given(value: Any) -> Any:
+    """A field of a resolved :class:`TrainConfig` (never None once resolved)."""
+    if value is None:
+        raise TrainingError("the TrainConfig was not resolved (call .resolved(kind))")
+    return value
+
+
+def _stop_tier(cfg: TrainConfig, store: Any, mice: Sequence[str], storage: Any) -> str:
+    tiers: set[str] = set()
+    for m in mice:
+        tiers |= set(np.asarray(open_mouse(store, m, storage, chunks=None).tiers.values).tolist())
+    wanted = str(cfg.stop_tier)
+    if wanted in tiers:
+        return wanted
+    if wanted == "oracle" and "validation" in tiers:
+        return "validation"
+    raise TrainingError(
+        f"stop_tier: no mouse has a {wanted!r} tier to stop on; tiers: {sorted(tiers)}"
+    )
+
+
+def _setup(
+    store: Any,
+    model: Any,
+    infos: dict[str, Any],
+    config: TrainConfig,
+    overrides: Mapping[str, Any] | None,
+    storage: Any,
+) -> _Run:
+    torch.manual_seed(config.seed)
+    net = _build(model, infos, overrides)
+    cfg = config.resolved(net.config.kind)
+    device = resolve_device(cfg.device)
+    net.to(device)
+    mice = list(infos)
+    stop_tier = _stop_tier(cfg, store, mice, storage)
+    common = {
+        "mice": mice,
+        "scale": cfg.scale,
+        "seed": cfg.seed,
+        "num_workers": cfg.num_workers,
+        "pin_memory": device.type == "cuda",
+        "in_memory": cfg.in_memory,
+        "storage_options": storage,
+    }
+    train_loaders = model_loaders(
+        net, store, ["train"], batch_size=_given(cfg.batch_size), frames=cfg.frames, **common
+    ).get("train", {})
+    missing = [m for m in mice if m not in train_loaders]
+    if missing:
+        raise TrainingError(f"mice: {missing} have no train trials in {store}")
+    _initialize_biases(net, train_loaders)
+    eval_loaders = model_loaders(
+        net, store, [stop_tier], batch_size=_given(cfg.eval_batch_size), **common
+    ).get(stop_tier, {})
+    amp = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return _Run(
+        net=net,
+        cfg=cfg,
+        device=device,
+        optimizer=_optimizer(net, cfg),
+        scaler=torch.amp.GradScaler("cuda") if amp else None,
+        stopper=_Stopper(
+            patience=cfg.patience, max_decays=cfg.max_lr_decays, tolerance=cfg.tolerance
+        ),
+        train_loaders=train_loaders,
+        eval_loaders=eval_loaders,
+        stop_tier=stop_tier,
+        n_train={m: len(loader.dataset) for m, loader in train_loaders.items()},
+        n_frames={m: open_mouse(store, m, storage, chunks=None).sizes.get("frame") for m in mice},
+        passes=dict.fromkeys(mice, 0),
+        best_state=_cpu_state(net),
+    )
+
+
+def _initialize_biases(net: Encoder, loaders: Mapping[str, Any]) -> None:
+    """Readout biases = the mean response of a first training batch, as the kits do."""
+    for mouse, loader in loaders.items():
+        readouts = getattr(net, "readouts", None)  # an EncoderDict: no .get
+        if readouts is None or mouse not in readouts:
+            continue
+        readout = readouts[mouse]
+        if not hasattr(readout, "initialize_bias"):
+            continue
+        iterator = iter(loader)
+        responses = next(iterator)["responses"]
+        del iterator
+        dims = (0,) if responses.ndim == 2 else (0, 2)
+        readout.initialize_bias(torch.nan_to_num(responses).mean(dim=dims))
+
+
+def _train_epoch(run: _Run, bar: Any) -> dict[str, float]:
+    """One pass of ``LongCycler`` over the train tiers; timing and loss statistics."""
+    from sensorium_data.loaders import LongCycler
+
+    net, opt, device = run.net, run.optimizer, run.device
+    net.train()
+    for mouse, loader in run.train_loaders.items():
+        loader.batch_sampler.set_epoch(run.passes[mouse])
+    cycler = LongCycler(run.train_loaders)
+    n_mice, steps = len(run.train_loaders), len(cycler)
+    consumed = dict.fromkeys(run.train_loaders, 0)
+    total = torch.zeros((), device=device)
+    samples, wait, start = 0, 0.0, time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    iterator = iter(cycler)
+    for step in range(steps):
+        tick = time.perf_counter()
+        mouse, batch = next(iterator)
+        wait += time.perf_counter() - tick
+        consumed[mouse] += 1
+        inputs, kwargs, responses = prepare(net, batch, device)
+        if responses is None:  # pragma: no cover - prepare returns them by default
+            raise TrainingError(f"mouse {mouse}: a training batch without responses")
+        with autocast(device, run.cfg.amp):
+            rates = net(inputs, mouse=mouse, **kwargs)
+        scale = math.sqrt(run.n_train[mouse] / responses.shape[0])
+        loss = scale * poisson_loss(rates, _targets(responses, rates)) + net.regularizer(mouse)
+        (run.scaler.scale(loss) if run.scaler else loss).backward()
+        if (step + 1) % n_mice == 0 or step + 1 == steps:
+            if run.scaler:
+                run.scaler.step(opt)
+                run.scaler.update()
+            else:
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+        total += loss.detach()
+        samples += responses.shape[0]
+        bar.update(1)
+    mean_loss = float(total) / max(steps, 1)  # synchronises the device before the clock stops
+    seconds = time.perf_counter() - start
+    for mouse, loader in run.train_loaders.items():
+        run.passes[mouse] += math.ceil(consumed[mouse] / max(len(loader), 1))
+    return {
+        "loss": mean_loss,
+        "train_seconds": seconds,
+        "samples_per_s": samples / seconds if seconds else 0.0,
+        "data_wait_share": wait / seconds if seconds else 0.0,
+    }
+
+
+def stop_score(run: _Run) -> float:
+    """Single-trial correlation on the stop tier, neurons of all mice pooled (the kits' way)."""
+    per_neuron = []
+    for mouse, loader in run.eval_loaders.items():
+        c = collect(
+            run.net,
+            loader,
+            mouse,
+            device=run.device,
+            amp=run.cfg.amp,
+            n_frames=run.n_frames[mouse],
+        )
+        if c.responses.ndim == 2:
+            values = metrics.single_trial_correlation(c.responses, c.predictions, per_neuron=True)
+        else:
+            values = metrics.dynamic_single_trial_correlation(
+                c.responses, c.predictions, skip=run.cfg.skip, valid_frames=c.valid, per_neuron=True
+            )
+        per_neuron.append(np.nan_to_num(np.asarray(values, dtype=np.float64)))
+    return float(np.mean(np.concatenate(per_neuron))) if per_neuron else float("nan")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], store: Any) -> None:
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": run.net.config.to_dict(),
+        "mice": _infos_to_state(infos),
+        "train_config": run.cfg.to_dict(),
+        "store": str(store),
+        "stop_tier": run.stop_tier,
+        "epoch": run.epoch,
+        "model": _cpu_state(run.net),
+        "best_model": run.best_state,
+        "best_score": run.stopper.best_score,
+        "best_epoch": run.stopper.best_epoch,
+        "finished": run.stopper.stopped or run.epoch >= run.cfg.max_epochs,
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.stopper.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler else None,
+        "sampler": {"passes": dict(run.passes)},
+        "rng": _rng_state(),
+        "history": run.history,
+        "versions": {"torch": str(torch.__version__)},
+    }
+    tmp = out / f".{CHECKPOINT}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out / CHECKPOINT)
+
+
+def _restore(run: _Run, state: Mapping[str, Any]) -> None:
+    run.net.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scaler and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    for name, value in state["scheduler"].items():
+        if name not in ("patience", "max_decays", "tolerance"):
+            setattr(run.stopper, name, value)
+    run.best_state = {k: v.clone() for k, v in state["best_model"].items()}
+    run.passes.update(state["sampler"]["passes"])
+    run.epoch = int(state["epoch"])
+    run.history = list(state["history"])
+    _set_rng_state(state["rng"])
+
+
+def _check_same_run(state: Mapping[str, Any], run: _Run, out: pathlib.Path) -> None:
+    if state["model_config"] != run.net.config.to_dict():
+        a, b = state["model_config"], run.net.config.to_dict()
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise TrainingError(
+            f"out_dir: {out} holds a checkpoint of another model config (differs in {diff}); "
+            "pick another output folder or pass resume=False to start over"
+        )
+    if list(state["mice"]) != list(run.train_loaders):
+        raise TrainingError(
+            f"out_dir: {out} holds a checkpoint trained on mice {list(state['mice'])}, not "
+            f"{list(run.train_loaders)}; pick another output folder or pass resume=False"
+        )
+
+
+def _write_log(out: pathlib.Path, history: Sequence[Mapping[str, Any]]) -> None:
+    tmp = out / f".{LOG}.tmp"
+    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    os.replace(tmp, out / LOG)
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def train(
+    store: Any,
+    model: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    mice: Sequence[str] | None = None,
+    config: TrainConfig | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    storage_options: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a model on the train tiers of a store's mice, resumably.
+
+    Parameters
+    ----------
+    store, storage_options
+        The converted store (path or URL) and its fsspec options.
+    model
+        A name of :data:`sensorium_models.configs.NAMED_CONFIGS` or a ``ModelConfig``.
+    out_dir
+        Run folder: ``checkpoint.pt`` and ``log.jsonl`` (one JSON line per epoch: ``epoch``,
+        ``loss`` (mean objective per step), ``score`` (stop-tier single-trial correlation),
+        ``tier``, ``lr``, ``seconds``, ``samples_per_s``, ``data_wait_share`` (share of the
+        training time spent waiting for batches), ``action``, ``best_score``).
+    mice
+        Mice to train on (default every mouse of the store); all of one kind.
+    config
+        :class:`TrainConfig` (default: the kits' settings).
+    overrides
+        Passed to ``build_model`` (e.g. smaller cores).
+    progress
+        Show a tqdm progress bar.
+    resume
+        Continue from ``out_dir/checkpoint.pt`` when it exists (the model config and mice must
+        match; the new ``config`` applies from the next epoch, so ``max_epochs`` can be raised).
+        A finished run (stopped early, or at ``max_epochs``) returns at once. ``False`` starts
+        over and replaces the folder's checkpoint and log.
+
+    Returns
+    -------
+    TrainResult
+        With the best weights loaded into ``model``.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        for name in (CHECKPOINT, LOG):
+            (out / name).unlink(missing_ok=True)
+    infos = mouse_infos(store, mice, storage_options)
+    run = _setup(store, model, infos, config, overrides, storage_options)
+    state = load_checkpoint(out) if resume and (out / CHECKPOINT).is_file() else None
+    if state is not None:
+        _check_same_run(state, run, out)
+        _restore(run, state)
+    resumed_from = run.epoch
+    done = state is not None and state["finished"] and run.epoch >= 1
+    done = done and (run.stopper.stopped or run.epoch >= run.cfg.max_epochs)
+    for group in run.optimizer.param_groups:
+        group["lr"] = _given(run.cfg.lr) * run.cfg.lr_decay_factor**run.stopper.decays
+    bar = tqdm(total=0, disable=not progress, desc=f"train {run.net.config.name}", unit="step")
+    try:
+        while not done and run.epoch < run.cfg.max_epochs:
+            done = _epoch(run, out, infos, store, bar)
+    finally:
+        bar.close()
+    run.net.load_state_dict(run.best_state)
+    run.net.eval()
+    _save_checkpoint(run, out, infos, store)
+    return TrainResult(
+        model=run.net,
+        out_dir=out,
+        best_score=run.stopper.best_score,
+        best_epoch=run.stopper.best_epoch,
+        epochs=run.epoch,
+        resumed_from=resumed_from,
+        stopped_early=run.stopper.stopped,
+        history=list(run.history),
+    )
+
+
+def _epoch(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], store: Any, bar: Any) -> bool:
+    """Train and score one epoch, log and checkpoint it; whether training stops."""
+    bar.reset(total=len(run.train_loaders) * max(len(x) for x in run.train_loaders.values()))
+    bar.set_description(f"epoch {run.epoch + 1}")
+    start = time.perf_counter()
+    lr = run.optimizer.param_groups[0]["lr"]
+    stats = _train_epoch(run, bar)
+    score = stop_score(run)
+    run.epoch += 1
+    action = run.stopper.update(score, run.epoch)
+    if action == "improved":
+        run.best_state = _cpu_state(run.net)
+    elif action == "decay":  # the kits restore the best weights before lowering the lr
+        run.net.load_state_dict(run.best_state)
+        for group in run.optimizer.param_groups:
+            group["lr"] = group["lr"] * run.cfg.lr_decay_factor
+    entry = {
+        "epoch": run.epoch,
+        **stats,
+        "score": score,
+        "tier": run.stop_tier,
+        "lr": lr,
+        "seconds": time.perf_counter() - start,
+        "action": action,
+        "best_score": run.stopper.best_score,
+        "best_epoch": run.stopper.best_epoch,
+    }
+    run.history.append(entry)
+    bar.set_postfix(loss=f"{stats['loss']:.4g}", score=f"{score:.4f}")
+    _write_log(out, run.history)
+    _save_checkpoint(run, out, infos, store)
+    return run.stopper.stopped
