@@ -221,8 +221,7 @@ class ChunkReader:
         self.bytes_read += int(nbytes)
         data = buf.as_numpy_array()
         loop = asyncio.get_running_loop()
-        decoded = await loop.run_in_executor(_pool(), self.codec.decode, data)
-        return np.frombuffer(decoded, dtype=self.dtype.newbyteorder("<")).reshape(self.chunk)
+        return await loop.run_in_executor(_pool(), self._decode, data)
 
     async def _local_chunks(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
         """Chunks of a local store, read and decoded in the decode threads in two batches
@@ -267,5 +266,9 @@ class ChunkReader:
             raise RemoteReadError(f"{path}: expected {nbytes} bytes at {offset}, got {len(data)}")
         with self._lock:
             self.bytes_read += nbytes
+        return self._decode(data)
+
+    def _decode(self, data: Any) -> np.ndarray:
+        """One chunk's bytes, decompressed, as an array of the chunk's shape."""
         decoded = self.codec.decode(data)
         return np.frombuffer(decoded, dtype=self.dtype.newbyteorder("<")).reshape(self.chunk)

@@ -90,17 +90,13 @@ class SampleOptions:
             raise ValueError(f"frame_offset must be >= 0, got {self.frame_offset!r}")
 
 
-def read_trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
-    """``arr[trials]`` by reading whole runs of the chunks that hold them as plain slices.
+async def trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
+    """``arr[trials]`` through zarr, by reading whole runs of the chunks that hold them as plain
+    slices (for arrays :class:`~sensorium_data.chunkread.ChunkReader` does not read).
 
     zarr's integer (orthogonal) indexing through a sharded array costs about 4x more than
-    slicing the same chunks and picking the rows in numpy (benchmarks/dataloader.py).
+    slicing the same chunks and picking the rows in numpy.
     """
-    return sync(trial_rows(arr, trials))
-
-
-async def trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
-    """The coroutine behind :func:`read_trial_rows`."""
     step = arr.chunks[0]
     chunk_ids = np.unique(trials // step)
     runs = np.split(chunk_ids, np.flatnonzero(np.diff(chunk_ids) > 1) + 1)

@@ -110,3 +110,19 @@ def test_demo_console_script(tmp_path: Path) -> None:
     assert "3. verify: store equals its sources" in proc.stdout
     assert proc.stdout.count("complete)") == 3
     assert np.isfinite(float(proc.stdout.split("mean train response per neuron ")[1].split()[0]))
+
+
+def test_convert_scaled_image_options(tmp_path: Path, synth_trees: list[Path], capsys) -> None:
+    static = str(synth_trees[1])
+    store = tmp_path / "s.zarr"
+    assert main(["convert", static, "-o", str(store), "--no-progress", "--image-scale", "0.5"]) == 0
+    mouse = next(p for p in store.iterdir() if p.is_dir())
+    assert sorted(p.name for p in (mouse / "scaled").iterdir() if p.is_dir()) == ["0.5"]
+    capsys.readouterr()
+    assert main(["info", str(store)]) == 0
+    assert "scaled/0.5/images" in capsys.readouterr().out
+    args = ["convert", static, "-o", str(store), "--no-progress", "--overwrite"]
+    assert main([*args, "--no-scaled-images"]) == 0
+    assert not (mouse / "scaled").exists()
+    assert main([*args, "--image-scale", "2"]) == 1
+    assert "image_scales must be factors between 0 and 1" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from trees import write_tree
 import sensorium_data as sd
 from sensorium_data.errors import RemoteReadError
 from sensorium_data.loaders import LongCycler, make_loaders
+from sensorium_data.stores import quiet
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +254,44 @@ def test_a_failed_prefetch_raises_when_its_batch_is_asked_for(store: Path, http_
         for _ in it:
             pass
     wait_for_background_reads()
+
+
+def test_arrays_of_another_layout_are_read_through_zarr(store: Path, tmp_path: Path) -> None:
+    """A store whose arrays are not the converter's shards (e.g. rewritten by other tools)."""
+    other = tmp_path / "other.zarr"
+    shutil.copytree(store, other)
+    for key in ("responses", "videos"):
+        mouse = STATIC if key == "responses" else DYNAMIC
+        old = zarr.open_array(str(other / mouse / key), mode="r")
+        data, meta = old[...], old.metadata
+        zarr.create_array(
+            str(other / mouse / key),
+            data=data,
+            chunks=(3, *data.shape[1:]),  # no shards, zarr's default codecs
+            dimension_names=meta.dimension_names,
+            attributes=dict(old.attrs),
+            overwrite=True,
+        )
+    with quiet():
+        zarr.consolidate_metadata(str(other))
+    for mouse, kw in ((STATIC, {}), (DYNAMIC, DYN_KW)):
+        loaders = make_loaders(other, mice=[mouse], tiers=["validation"], resident_bytes=0)
+        (loader,) = loaders["validation"].values()
+        key = "responses" if mouse == STATIC else "videos"
+        assert loader.dataset.opened["readers"][key] is None  # the zarr fallback
+        assert_same(
+            batches(other, mouse, "validation", resident_bytes=0, **kw),
+            batches(store, mouse, "validation", resident_bytes=0, **kw),
+        )
+
+
+def test_a_zarr_store_object_can_be_given(store: Path) -> None:
+    from zarr.storage import LocalStore
+
+    wrapped = LocalStore(str(store), read_only=True)
+    assert_same(
+        batches(wrapped, STATIC, "validation", resident_bytes=0),
+        batches(store, STATIC, "validation", resident_bytes=0),
+    )
+    with pytest.raises(TypeError, match="store must be a path or URL, got LocalStore"):
+        sd.convert([], wrapped)
