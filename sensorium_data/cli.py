@@ -141,6 +141,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="make every mouse a competition mouse (withheld test responses)",
     )
+    p.add_argument(
+        "--behavior-gain",
+        type=float,
+        default=None,
+        help="strength of the behavioural gain (default 0.5; 0: none)",
+    )
+    p.add_argument(
+        "--shift-scale",
+        type=float,
+        default=None,
+        help="receptive-field shift per s.d. of eye position, grid pixels (default 1.5; 0: none)",
+    )
 
     p = sub.add_parser("demo", help="synthetic data -> convert -> open -> summary")
     p.add_argument("--workdir", default=None, help="folder to work in (default: a temporary one)")
@@ -291,6 +303,8 @@ def _synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         as_zip=args.zip,
         competition=args.competition,
+        behavior_gain=args.behavior_gain,
+        shift_scale=args.shift_scale,
         progress=True,
     )
     for path in paths:

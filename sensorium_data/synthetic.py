@@ -44,6 +44,11 @@ class _Args:
     image_size: tuple[int, int]
     seed: int
     competition: tuple[bool, ...]
+    encoder: tuple[tuple[str, float], ...] = ()
+
+    def digest(self) -> str:
+        fields = dataclasses.astuple(self)
+        return hashlib.md5(repr(fields if self.encoder else fields[:-1]).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -57,6 +62,14 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def _non_negative(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def _parse_args(
     kind: Any,
     n_mice: Any,
@@ -66,6 +79,8 @@ def _parse_args(
     image_size: Any,
     seed: Any,
     competition: Any,
+    behavior_gain: Any = None,
+    shift_scale: Any = None,
 ) -> _Args:
     if kind not in _DEFAULTS:
         raise ValueError(f"kind must be 'static' (2022) or 'dynamic' (2023), got {kind!r}")
@@ -96,8 +111,21 @@ def _parse_args(
         flags = tuple(n_mice >= 2 and m == n_mice - 1 for m in range(n_mice))
     else:
         flags = (competition,) * n_mice
+    encoder = tuple(
+        (name, _non_negative(name, value))
+        for name, value in (("behavior_gain", behavior_gain), ("shift_scale", shift_scale))
+        if value is not None
+    )
     args = _Args(
-        kind, n_mice, n_trials, n_neurons, frames, (int(size[0]), int(size[1])), seed, flags
+        kind,
+        n_mice,
+        n_trials,
+        n_neurons,
+        frames,
+        (int(size[0]), int(size[1])),
+        seed,
+        flags,
+        encoder,
     )
     _plan(args, any(flags))  # raises when n_trials cannot hold every tier
     return args
@@ -498,7 +526,9 @@ def _make_mouse(
     r_enc, r_beh, r_noise, r_meta, r_cal = (np.random.default_rng(s) for s in seq.spawn(5))
     grid = enc.encoder_grid(*args.image_size)
     dynamic = args.kind == "dynamic"
-    config = enc.DYNAMIC_CONFIG if dynamic else enc.STATIC_CONFIG
+    config = dataclasses.replace(
+        enc.DYNAMIC_CONFIG if dynamic else enc.STATIC_CONFIG, **dict(args.encoder)
+    )
     encoder = enc.make_encoder(r_enc, args.n_neurons, grid, config, dynamic)
     h, w = args.image_size
     if dynamic:
@@ -646,6 +676,8 @@ def synthesize(
     seed: int = 0,
     as_zip: bool = False,
     competition: bool | None = None,
+    behavior_gain: float | None = None,
+    shift_scale: float | None = None,
     progress: bool = False,
 ) -> list[pathlib.Path]:
     """Write synthetic SENSORIUM recordings, one per mouse, in the official file layout.
@@ -703,6 +735,14 @@ def synthesize(
         ``final_test``, 2023 ``live_*`` and ``final_*``), and in 2022 have a ``final_test`` tier and
         hash ``trial_idx``. ``None``: the last mouse when ``n_mice >= 2``, else none; ``True`` or
         ``False``: all or none.
+    behavior_gain : float, optional
+        Strength of the encoder's multiplicative behavioural gain (``EncoderConfig.behavior_gain``;
+        default 0.5). ``0``: responses do not depend on running or pupil.
+    shift_scale : float, optional
+        Receptive-field shift in encoder-grid pixels per standard deviation of eye position
+        (``EncoderConfig.shift_scale``; default 1.5). ``0``: the eye does not move the fields.
+        With both at 0 the rates depend on the stimulus alone, so a stimulus-only model can reach
+        the noise ceiling.
     progress : bool
         Show a tqdm progress bar.
 
@@ -745,14 +785,25 @@ def synthesize(
         For a bad argument, naming it (unknown kind, non-positive counts, n_trials too small to
         hold every tier, image_size not two integers >= 4, n_frames given for static, ...).
     """
-    args = _parse_args(kind, n_mice, n_trials, n_neurons, n_frames, image_size, seed, competition)
+    args = _parse_args(
+        kind,
+        n_mice,
+        n_trials,
+        n_neurons,
+        n_frames,
+        image_size,
+        seed,
+        competition,
+        behavior_gain,
+        shift_scale,
+    )
     root = pathlib.Path(out)
     root.mkdir(parents=True, exist_ok=True)
     seqs = np.random.SeedSequence(args.seed).spawn(args.n_mice + 1)
     call_rng = np.random.default_rng(seqs[0])
     animals = call_rng.choice(np.arange(90001, 100000), size=args.n_mice, replace=False)
     shared = _shared_stimuli(args, call_rng)
-    digest = hashlib.md5(repr(dataclasses.astuple(args)).encode()).hexdigest()
+    digest = args.digest()
     if progress:
         from tqdm import tqdm
 

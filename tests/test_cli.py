@@ -94,6 +94,8 @@ def test_errors_exit_1_with_a_message(tmp_path: Path, capsys) -> None:
     assert "no Zarr v3 store here" in capsys.readouterr().err
     assert main(["synth", str(tmp_path), "--kind", "static", "--trials", "3"]) == 1
     assert "n_trials" in capsys.readouterr().err
+    assert main(["synth", str(tmp_path), "--kind", "static", "--behavior-gain", "-1"]) == 1
+    assert "behavior_gain must be a finite number >= 0, got -1.0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["convert", "x", "-o", "y", "--storage-options", "not json"])
     assert "not valid JSON" in capsys.readouterr().err
@@ -126,3 +128,11 @@ def test_convert_scaled_image_options(tmp_path: Path, synth_trees: list[Path], c
     assert not (mouse / "scaled").exists()
     assert main([*args, "--image-scale", "2"]) == 1
     assert "image_scales must be factors between 0 and 1" in capsys.readouterr().err
+
+
+def test_synth_encoder_options(tmp_path: Path, capsys) -> None:
+    args = ["synth", str(tmp_path), "--kind", "static", "--trials", "40", "--neurons", "4"]
+    assert main([*args, "--image-size", "36x64", "--behavior-gain", "0", "--shift-scale", "0"]) == 0
+    (tree,) = [Path(line) for line in capsys.readouterr().out.split()]
+    with np.load(tree.parent / f"{tree.name}.ground_truth.npz") as truth:
+        assert float(truth["behavior_gain"]) == 0.0 and float(truth["shift_scale"]) == 0.0

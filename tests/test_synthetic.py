@@ -330,6 +330,34 @@ class TestGroundTruth:
         expected = (pupil - truth["eye_center"]) / truth["eye_scale"]
         np.testing.assert_allclose(truth["eye_position"], expected, atol=1e-3)
 
+    def test_stimulus_only_encoder(self, tmp_path: pathlib.Path) -> None:
+        kwargs: dict[str, Any] = {"kind": "static", "n_trials": 40, "n_neurons": 8}
+        (plain,) = synthesize(tmp_path / "a", **kwargs, image_size=(36, 64))
+        (tree,) = synthesize(
+            tmp_path / "b", **kwargs, image_size=(36, 64), behavior_gain=0, shift_scale=0.0
+        )
+        assert tree.name != plain.name  # another world, another release suffix
+        truth, before = _truth(tree), _truth(plain)
+        assert float(truth["behavior_gain"]) == 0 and float(truth["shift_scale"]) == 0
+        assert json.loads(str(truth["config"]))["behavior_gain"] == 0
+        # the same stimuli and neurons: without gain and shift the rates are a function of the
+        # image alone, so the two recordings differ exactly by the gain and the eye
+        assert np.array_equal(_stack(tree, "images"), _stack(plain, "images"))
+        assert not np.allclose(truth["rates"], before["rates"])
+        ids = truth["stimulus_id"]
+        repeated = [np.flatnonzero(ids == i) for i in np.unique(ids) if (ids == i).sum() > 1]
+        assert repeated
+        for rows in repeated:  # repeats of an image: one rate without behaviour, not so with it
+            np.testing.assert_allclose(
+                truth["rates"][rows], truth["rates"][rows[:1]].repeat(len(rows), 0), rtol=1e-5
+            )
+        assert not all(np.allclose(before["rates"][r], before["rates"][r[0]]) for r in repeated)
+        (again,) = synthesize(
+            tmp_path / "c", **kwargs, image_size=(36, 64), behavior_gain=0.0, shift_scale=0
+        )
+        assert again.name == tree.name
+        assert np.array_equal(_truth(again)["rates"], truth["rates"])
+
 
 class TestDeterminism:
     @staticmethod
@@ -412,6 +440,10 @@ class TestArguments:
             ({"kind": "static", "image_size": (36.0, 64)}, "image_size"),
             ({"kind": "static", "seed": -1}, "seed"),
             ({"kind": "static", "competition": "yes"}, "competition"),
+            ({"kind": "static", "behavior_gain": -0.1}, "behavior_gain"),
+            ({"kind": "static", "behavior_gain": float("nan")}, "behavior_gain"),
+            ({"kind": "dynamic", "shift_scale": "1"}, "shift_scale"),
+            ({"kind": "static", "shift_scale": True}, "shift_scale"),
         ],
     )
     def test_bad_argument(
