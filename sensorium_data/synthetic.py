@@ -65,9 +65,10 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 def _non_negative(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    if not (math.isfinite(value) and value >= 0):
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return number
 
 
 def _parse_args(
@@ -526,9 +527,8 @@ def _make_mouse(
     r_enc, r_beh, r_noise, r_meta, r_cal = (np.random.default_rng(s) for s in seq.spawn(5))
     grid = enc.encoder_grid(*args.image_size)
     dynamic = args.kind == "dynamic"
-    config = dataclasses.replace(
-        enc.DYNAMIC_CONFIG if dynamic else enc.STATIC_CONFIG, **dict(args.encoder)
-    )
+    knobs: dict[str, Any] = dict(args.encoder)
+    config = dataclasses.replace(enc.DYNAMIC_CONFIG if dynamic else enc.STATIC_CONFIG, **knobs)
     encoder = enc.make_encoder(r_enc, args.n_neurons, grid, config, dynamic)
     h, w = args.image_size
     if dynamic:

@@ -1,30 +1,27 @@
 """The SENSORIUM 2022/2023 baseline models, trained and evaluated on ``sensorium_data`` stores.
 
-``sensorium_models.configs`` (named configurations, :func:`build_model`) does not import torch;
-the modules themselves (``Encoder``, ``FiringRateEncoder``, ``VideoEncoder``) are imported on
-first use.
+The configurations (:mod:`~sensorium_models.configs`, :class:`TrainConfig`) and the errors do not
+import torch; the modules, training and evaluation (``Encoder``, ``train``, ``evaluate``, ...)
+are imported on first use.
 """
 
 from .configs import (
     NAMED_CONFIGS,
     ModelConfig,
-    ModelConfigError,
-    ModelInputError,
     MouseInfo,
-    UnknownMouseError,
     build_model,
     get_config,
 )
+from .errors import ModelConfigError, ModelInputError, TrainingError, UnknownMouseError
+from .train_config import TrainConfig
 
 _TORCH_API = {
     "Encoder": "encoders",
     "FiringRateEncoder": "encoders",
     "VideoEncoder": "encoders",
-    "TrainConfig": "training",
     "TrainResult": "training",
-    "TrainingError": "training",
-    "load_checkpoint": "training",
-    "load_model": "training",
+    "load_checkpoint": "checkpoints",
+    "load_model": "checkpoints",
     "train": "training",
     "evaluate": "evaluation",
     "predict": "evaluation",

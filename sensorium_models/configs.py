@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ModelConfigError, ModelInputError, UnknownMouseError
+
 if TYPE_CHECKING:
     from .encoders import Encoder
 
@@ -32,21 +34,6 @@ __all__ = [
 #: The data kind each core is built for.
 CORE_KINDS = MappingProxyType({"stacked2d": "static", "factorised3d": "dynamic", "gru": "dynamic"})
 KINDS = ("static", "dynamic")
-
-
-class ModelConfigError(ValueError):
-    """An unknown configuration name or field, or a hyper-parameter out of range."""
-
-
-class ModelInputError(ValueError):
-    """Model inputs whose shapes do not fit the model (channels, frames, batch)."""
-
-
-class UnknownMouseError(KeyError):
-    """A mouse the model has no readout for."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

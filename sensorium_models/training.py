@@ -25,23 +25,35 @@ the training loop only (pinned memory and asynchronous copies on CUDA), with mix
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import pathlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from sensorium_data import metrics
-from sensorium_data.errors import SensoriumDataError
 from sensorium_data.stores import list_mice, open_mouse
 
+from .checkpoints import (
+    CHECKPOINT,
+    CHECKPOINT_FORMAT,
+    LOG,
+    infos_to_state,
+    load_checkpoint,
+    load_model,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+    write_log,
+)
 from .encoders import Encoder
+from .errors import TrainingError
 from .evaluation import autocast, collect, model_loaders, prepare, resolve_device
+from .train_config import TrainConfig
 
 __all__ = [
     "CHECKPOINT",
@@ -56,154 +68,7 @@ __all__ = [
     "train",
 ]
 
-CHECKPOINT = "checkpoint.pt"
-LOG = "log.jsonl"
-CHECKPOINT_FORMAT = 1
 _EPS = 1e-12
-_YEAR_DEFAULTS = {
-    "static": {"optimizer": "adam", "lr": 0.009, "batch_size": 128, "stop_tier": "validation"},
-    "dynamic": {"optimizer": "adamw", "lr": 0.005, "batch_size": 8, "stop_tier": "oracle"},
-}
-
-
-class TrainingError(SensoriumDataError, ValueError):
-    """A training run that cannot start or continue (bad data, a foreign checkpoint)."""
-
-
-# ----------------------------------------------------------------------------- configuration
-
-
-def _int_from(low: int, optional: bool = False) -> Callable[[Any], bool]:
-    def test(value: Any) -> bool:
-        if value is None:
-            return optional
-        return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-    return test
-
-
-def _number(low: float, high: float = math.inf, optional: bool = False) -> Callable[[Any], bool]:
-    def test(value: Any) -> bool:
-        if value is None:
-            return optional
-        ok = isinstance(value, float | int) and not isinstance(value, bool)
-        return ok and low <= value <= high
-
-    return test
-
-
-_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ("lr", _number(1e-12, optional=True), "a positive number or None"),
-    ("optimizer", lambda v: v in (None, "adam", "adamw"), "'adam', 'adamw' or None"),
-    ("weight_decay", _number(0.0, optional=True), "a number >= 0 or None"),
-    ("batch_size", _int_from(1, optional=True), "an integer >= 1 or None"),
-    ("eval_batch_size", _int_from(1, optional=True), "an integer >= 1 or None"),
-    ("max_epochs", _int_from(1), "an integer >= 1"),
-    ("patience", _int_from(1), "an integer >= 1"),
-    ("lr_decay_factor", _number(1e-12, 1 - 1e-12), "in (0, 1)"),
-    ("max_lr_decays", _int_from(0), "an integer >= 0"),
-    ("tolerance", _number(0.0), "a number >= 0"),
-    ("stop_tier", lambda v: v is None or (isinstance(v, str) and bool(v)), "a tier name or None"),
-    ("frames", _int_from(1), "an integer >= 1"),
-    ("skip", _int_from(0), "an integer >= 0"),
-    ("scale", _number(1e-12, optional=True), "a positive number or None"),
-    ("seed", _int_from(0), "an integer >= 0"),
-    ("device", lambda v: isinstance(v, str) and bool(v), "a device name such as 'auto'"),
-    ("amp", lambda v: isinstance(v, bool), "True or False"),
-    ("num_workers", _int_from(0), "an integer >= 0"),
-    ("in_memory", lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
-)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """How a model is trained (the starter kits' settings by default).
-
-    ``None`` fields take the year's default (:meth:`resolved`): 2022 Adam, lr 0.009, batch 128,
-    stopping on ``validation``; 2023 AdamW, lr 0.005, batch 8, stopping on ``oracle``.
-
-    Attributes
-    ----------
-    lr, optimizer, weight_decay
-        Initial learning rate; ``"adam"`` or ``"adamw"``; weight decay (default 0 for Adam,
-        torch's 0.01 for AdamW).
-    batch_size, eval_batch_size
-        Training trials per batch; trials per batch when scoring (default: ``batch_size``).
-    max_epochs
-        Upper bound on epochs (one epoch = ``LongCycler`` over every mouse's train tier).
-    patience, lr_decay_factor, max_lr_decays, tolerance
-        Early stopping: epochs without an improvement of more than ``tolerance``, then restore
-        the best weights and multiply the lr by ``lr_decay_factor``; stop after
-        ``max_lr_decays`` decays.
-    stop_tier
-        Tier whose single-trial correlation (neurons of all mice pooled, as the kits' validation
-        metric) decides early stopping; 2023 falls back to ``validation`` when no mouse has an
-        ``oracle`` tier.
-    frames
-        2023: training window length (the kits use 80); scoring runs on whole trials.
-    skip
-        2023: unscored first frames of a trial when scoring the stop tier (50, the official
-        count; smaller for short synthetic trials).
-    scale
-        Image scale; ``None``: 0.25 for images taller than 72 px, else 1.0.
-    seed
-        Model initialisation, batch order, random windows and readout sampling.
-    device, amp
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``, ...; mixed precision
-        (bfloat16, else float16 with a gradient scaler), used on CUDA only.
-    num_workers, in_memory
-        DataLoader worker processes (0: the loader reads ahead in a background thread); the
-        loaders' ``in_memory`` (``"auto"``: read each mouse's arrays once when they fit in 2 GiB).
-    """
-
-    lr: float | None = None
-    optimizer: str | None = None
-    weight_decay: float | None = None
-    batch_size: int | None = None
-    eval_batch_size: int | None = None
-    max_epochs: int = 200
-    patience: int = 5
-    lr_decay_factor: float = 0.3
-    max_lr_decays: int = 4
-    tolerance: float = 1e-6
-    stop_tier: str | None = None
-    frames: int = 80
-    skip: int = metrics.SKIP
-    scale: float | None = None
-    seed: int = 42
-    device: str = "auto"
-    amp: bool = True
-    num_workers: int = 0
-    in_memory: bool | str = "auto"
-
-    def __post_init__(self) -> None:
-        for name, test, expected in _RULES:
-            value = getattr(self, name)
-            if not test(value):
-                raise ValueError(f"TrainConfig.{name} must be {expected}, got {value!r}")
-
-    def resolved(self, kind: str) -> TrainConfig:
-        """A copy with the year's defaults in place of ``None`` (``kind``: static/dynamic)."""
-        filled: dict[str, Any] = {
-            k: v for k, v in _YEAR_DEFAULTS[kind].items() if getattr(self, k) is None
-        }
-        out = dataclasses.replace(self, **filled)
-        if out.weight_decay is None:
-            out = dataclasses.replace(out, weight_decay=0.0 if out.optimizer == "adam" else 0.01)
-        if out.eval_batch_size is None:
-            out = dataclasses.replace(out, eval_batch_size=out.batch_size)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
-        return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -251,30 +116,6 @@ def mouse_infos(
     return out
 
 
-def _infos_to_state(infos: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        m: {
-            "n_neurons": int(i.n_neurons),
-            "coordinates": None if i.coordinates is None else torch.as_tensor(i.coordinates),
-            "kind": i.kind,
-        }
-        for m, i in infos.items()
-    }
-
-
-def _infos_from_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    from .configs import MouseInfo
-
-    return {
-        m: MouseInfo(
-            n_neurons=s["n_neurons"],
-            coordinates=None if s["coordinates"] is None else s["coordinates"].numpy(),
-            kind=s["kind"],
-        )
-        for m, s in state.items()
-    }
-
-
 def _build(model: Any, infos: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> Encoder:
     from .configs import NAMED_CONFIGS, ModelConfigError, build_model
 
@@ -291,30 +132,6 @@ def _build(model: Any, infos: Mapping[str, Any], overrides: Mapping[str, Any] | 
             f"{sorted(kinds)}"
         )
     return net
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checkpoint dict of a run folder (or a ``checkpoint.pt`` path), loaded on the CPU
-    with ``weights_only=True`` (tensors and plain Python only)."""
-    p = pathlib.Path(path)
-    file = p / CHECKPOINT if p.is_dir() else p
-    if not file.is_file():
-        raise FileNotFoundError(f"checkpoint: no {CHECKPOINT} at {p}")
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"checkpoint: {file} is not a sensorium_models checkpoint")
-    return state
-
-
-def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Encoder:
-    """Rebuild the model of a checkpoint with its best weights, in eval mode."""
-    from .configs import ModelConfig, build_model
-
-    state = load_checkpoint(path)
-    config = ModelConfig.from_dict(state["model_config"])
-    net = build_model(config, _infos_from_state(state["mice"]))
-    net.load_state_dict(state["best_model"])
-    return net.to(resolve_device(device)).eval()
 
 
 # ----------------------------------------------------------------------------- loss
@@ -566,24 +383,11 @@ def stop_score(run: _Run) -> float:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _save_checkpoint(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], store: Any) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
         "model_config": run.net.config.to_dict(),
-        "mice": _infos_to_state(infos),
+        "mice": infos_to_state(infos),
         "train_config": run.cfg.to_dict(),
         "store": str(store),
         "stop_tier": run.stop_tier,
@@ -597,16 +401,11 @@ def _save_checkpoint(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], sto
         "scheduler": run.stopper.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler else None,
         "sampler": {"passes": dict(run.passes)},
-        "rng": _rng_state(),
+        "rng": rng_state(),
         "history": run.history,
         "versions": {"torch": str(torch.__version__)},
     }
-    tmp = out / f".{CHECKPOINT}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out / CHECKPOINT)
+    write_checkpoint(out, state)
 
 
 def _restore(run: _Run, state: Mapping[str, Any]) -> None:
@@ -621,7 +420,7 @@ def _restore(run: _Run, state: Mapping[str, Any]) -> None:
     run.passes.update(state["sampler"]["passes"])
     run.epoch = int(state["epoch"])
     run.history = list(state["history"])
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
 
 
 def _check_same_run(state: Mapping[str, Any], run: _Run, out: pathlib.Path) -> None:
@@ -637,12 +436,6 @@ def _check_same_run(state: Mapping[str, Any], run: _Run, out: pathlib.Path) -> N
             f"out_dir: {out} holds a checkpoint trained on mice {list(state['mice'])}, not "
             f"{list(run.train_loaders)}; pick another output folder or pass resume=False"
         )
-
-
-def _write_log(out: pathlib.Path, history: Sequence[Mapping[str, Any]]) -> None:
-    tmp = out / f".{LOG}.tmp"
-    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-    os.replace(tmp, out / LOG)
 
 
 # ----------------------------------------------------------------------------- public
@@ -761,6 +554,6 @@ def _epoch(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], store: Any, b
     }
     run.history.append(entry)
     bar.set_postfix(loss=f"{stats['loss']:.4g}", score=f"{score:.4f}")
-    _write_log(out, run.history)
+    write_log(out, run.history)
     _save_checkpoint(run, out, infos, store)
     return run.stopper.stopped
