@@ -55,7 +55,8 @@ import torch
 import sensorium_data as sd
 from sensorium_data import metrics
 from sensorium_data.stores import open_statistics
-from sensorium_models.evaluation import collect, evaluate, model_loaders
+from sensorium_models.evaluation import evaluate
+from sensorium_models.inference import collect, model_loaders
 from sensorium_models.training import TrainConfig, train
 
 # (mouse, synthesize() encoder knobs, models trained on it)

@@ -18,7 +18,7 @@ import torch
 
 from .encoders import Encoder
 from .errors import TrainingError
-from .evaluation import resolve_device
+from .inference import resolve_device
 
 __all__ = [
     "CHECKPOINT",

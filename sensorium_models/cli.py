@@ -160,7 +160,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from .evaluation import resolve_device
+    from .inference import resolve_device
     from .training import load_model
 
     path = pathlib.Path(args.checkpoint)

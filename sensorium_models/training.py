@@ -52,7 +52,7 @@ from .checkpoints import (
 )
 from .encoders import Encoder
 from .errors import TrainingError
-from .evaluation import autocast, collect, model_loaders, prepare, resolve_device
+from .inference import autocast, collect, model_loaders, prepare, resolve_device
 from .train_config import TrainConfig
 
 __all__ = [
