@@ -16,19 +16,16 @@ import numbers
 import os
 import pathlib
 import shutil
-import struct
-import zipfile
 from typing import Any
 
 import numpy as np
 
 from sensorium_data import synthetic_encoder as enc
+from sensorium_data import synthetic_files as files
 
 __all__ = ["synthesize"]
 
 _DEFAULTS = {"static": (240, 64, None, (144, 256)), "dynamic": (60, 32, 90, (36, 64))}
-_ZIP_TIME = (2023, 1, 1, 0, 0, 0)
-_STAT_BUDGET = 64 * 2**20
 _STATIC_BLOCK = 64
 _STATIC_TEST_TIERS = ("test", "final_test")
 _DYNAMIC_TEST_TIERS = ("live_test_main", "live_test_bonus", "final_test_main", "final_test_bonus")
@@ -258,112 +255,6 @@ def _valid_length(args: _Args, stim_id: int) -> int:
     return t
 
 
-# ----------------------------------------------------------------------------- writing helpers
-
-
-def _save(path: pathlib.Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, array, allow_pickle=array.dtype == object)
-
-
-class _NpzStream:
-    """An uncompressed ``.npz`` written entry by entry, the first one streamed block by block."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        self._zip = zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True)
-        self._handle: Any = None
-
-    def begin(self, name: str, shape: tuple[int, ...]) -> None:
-        info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_TIME)
-        self._handle = self._zip.open(info, "w", force_zip64=True)
-        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(self._handle, header)
-
-    def write(self, block: np.ndarray) -> None:
-        self._handle.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
-
-    def add(self, name: str, array: Any) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        with self._zip.open(zipfile.ZipInfo(name + ".npy", date_time=_ZIP_TIME), "w") as fh:
-            np.lib.format.write_array(fh, np.asarray(array), allow_pickle=False)
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-        self._zip.close()
-
-
-def _nan_statistics(block: np.ndarray) -> dict[str, np.ndarray]:
-    """nan-aware mean, std, min, max, median over axis 0 (NaN where no value is valid)."""
-    valid = ~np.isnan(block)
-    count = valid.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(valid, block, 0.0).sum(axis=0, dtype=np.float64) / count
-        var = np.where(valid, (block - mean) ** 2, 0.0).sum(axis=0) / count
-    ordered = np.sort(block, axis=0)  # NaN last
-
-    def pick(k: np.ndarray) -> np.ndarray:
-        picked = np.take_along_axis(ordered, np.maximum(k, 0)[None], axis=0)[0]
-        return np.asarray(picked, dtype=np.float64)
-
-    empty = count == 0
-    stats = {
-        "mean": mean,
-        "std": np.sqrt(var),
-        "min": pick(np.zeros_like(count)),
-        "max": pick(count - 1),
-        "median": 0.5 * (pick((count - 1) // 2) + pick(count // 2)),
-    }
-    return {k: np.where(empty, np.nan, v).astype(np.float32) for k, v in stats.items()}
-
-
-def _elementwise_statistics(files: list[pathlib.Path]) -> dict[str, np.ndarray]:
-    """Statistics over files, element by element, reading blocks of bounded size."""
-    first = np.load(files[0], mmap_mode="r")
-    shape, size = first.shape, first.size
-    del first
-    step = max(1, _STAT_BUDGET // (4 * len(files)))
-    out: dict[str, np.ndarray] = {}
-    for a in range(0, size, step):
-        block = np.stack(
-            [
-                np.load(f, mmap_mode="r" if size > 4096 else None).reshape(-1)[a : a + step]
-                for f in files
-            ]
-        )
-        for name, value in _nan_statistics(block).items():
-            out.setdefault(name, np.empty(size, dtype=np.float32))[a : a + step] = value
-    return {name: value.reshape(shape) for name, value in out.items()}
-
-
-def _histogram_statistics(hist: np.ndarray) -> dict[str, np.ndarray]:
-    """Scalar statistics of integer-valued pixels from their histogram over 0..255."""
-    values = np.arange(len(hist), dtype=np.float64)
-    n = hist.sum()
-    mean = (hist * values).sum() / n
-    cum = np.cumsum(hist)
-    lo, hi = np.searchsorted(cum, (n - 1) // 2, "right"), np.searchsorted(cum, n // 2, "right")
-    present = np.flatnonzero(hist)
-    stats = {
-        "mean": mean,
-        "std": math.sqrt((hist * (values - mean) ** 2).sum() / n),
-        "min": present[0],
-        "max": present[-1],
-        "median": (lo + hi) / 2,
-    }
-    return {k: np.array(v, dtype=np.float32) for k, v in stats.items()}
-
-
-def _write_statistics(
-    root: pathlib.Path, key: str, stats: dict[str, np.ndarray], subfolders: tuple[str, ...]
-) -> None:
-    for sub in subfolders:
-        for name, value in stats.items():
-            _save(root / "meta" / "statistics" / key / sub / f"{name}.npy", value)
-
-
 def _neuron_meta(
     args: _Args, encoder: enc.Encoder, rng: np.random.Generator, ids: tuple[int, int, int]
 ) -> dict[str, np.ndarray]:
@@ -444,7 +335,7 @@ class _Mouse:
         return self.args.competition[self.index] and str(self.table["tiers"][i]) in tiers
 
 
-def _write_static_data(mouse: _Mouse, gt: _NpzStream) -> np.ndarray:
+def _write_static_data(mouse: _Mouse, gt: files.NpzStream) -> np.ndarray:
     args, table, beh = mouse.args, mouse.table, mouse.behavior
     samples = table["presentation_index"] * enc.STATIC_STEPS_PER_TRIAL + 5
     hist = np.zeros(256, dtype=np.int64)
@@ -472,7 +363,7 @@ def _write_static_data(mouse: _Mouse, gt: _NpzStream) -> np.ndarray:
                 "pupil_center": beh["pupil_center"][:, s[j]],
             }
             for name, value in data.items():
-                _save(mouse.root / "data" / name / f"{i}.npy", value.astype(np.float32))
+                files.save(mouse.root / "data" / name / f"{i}.npy", value.astype(np.float32))
             if table["tiers"][i] == "train":
                 hist += np.bincount(images[j].astype(np.int64).ravel(), minlength=256)
         gt.write(rates)
@@ -480,7 +371,7 @@ def _write_static_data(mouse: _Mouse, gt: _NpzStream) -> np.ndarray:
     return hist
 
 
-def _write_dynamic_data(mouse: _Mouse, gt: _NpzStream) -> None:
+def _write_dynamic_data(mouse: _Mouse, gt: files.NpzStream) -> None:
     args, table, beh, encoder = mouse.args, mouse.table, mouse.behavior, mouse.encoder
     t_max = args.n_frames
     gt.begin("rates", (args.n_trials, args.n_neurons, t_max))
@@ -509,7 +400,7 @@ def _write_dynamic_data(mouse: _Mouse, gt: _NpzStream) -> None:
         for name, values in data.items():
             value = np.ascontiguousarray(values, dtype=np.float32)
             value[..., length:] = np.nan
-            _save(mouse.root / "data" / name / f"{i}.npy", value)
+            files.save(mouse.root / "data" / name / f"{i}.npy", value)
         rates[:, length:] = np.nan
         gt.write(rates)
         mouse.bar.update(1)
@@ -584,7 +475,7 @@ def _write_mouse(mouse: _Mouse, ids: tuple[int, int, int]) -> None:
     neurons = _neuron_meta(
         args, mouse.encoder, np.random.default_rng([args.seed, 4, mouse.index]), ids
     )
-    gt = _NpzStream(root.with_name(root.name + ".ground_truth.npz"))
+    gt = files.NpzStream(root.with_name(root.name + ".ground_truth.npz"))
     try:
         if args.kind == "static":
             hist = _write_static_data(mouse, gt)
@@ -605,52 +496,19 @@ def _write_mouse(mouse: _Mouse, ids: tuple[int, int, int]) -> None:
     finally:
         gt.close()
     for name, value in neurons.items():
-        _save(root / "meta" / "neurons" / f"{name}.npy", value)
+        files.save(root / "meta" / "neurons" / f"{name}.npy", value)
     for name, value in trials.items():
-        _save(root / "meta" / "trials" / f"{name}.npy", value)
+        files.save(root / "meta" / "trials" / f"{name}.npy", value)
     train = np.flatnonzero(mouse.table["tiers"] == "train")
     subs = ("all", "stimulus_frame") if args.kind == "static" else ("all",)
     keys = ("responses", "behavior", "pupil_center") + (
         ("videos",) if args.kind == "dynamic" else ()
     )
     for key in keys:
-        stats = _elementwise_statistics([root / "data" / key / f"{i}.npy" for i in train])
-        _write_statistics(root, key, stats, subs)
+        stats = files.elementwise_statistics([root / "data" / key / f"{i}.npy" for i in train])
+        files.write_statistics(root, key, stats, subs)
     if args.kind == "static":
-        _write_statistics(root, "images", _histogram_statistics(hist), subs)
-
-
-# ----------------------------------------------------------------------------- zip
-
-
-def _zip_tree(folder: pathlib.Path, mac_junk: bool) -> pathlib.Path:
-    target = folder.with_name(folder.name + ".zip")
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            rel = pathlib.Path(dirpath).relative_to(folder.parent).as_posix()
-            _zip_dir(zf, rel + "/")
-            for name in sorted(filenames, key=lambda s: (len(s), s)):
-                src = pathlib.Path(dirpath) / name
-                info = zipfile.ZipInfo(f"{rel}/{name}", date_time=_ZIP_TIME)
-                info.external_attr = 0o100644 << 16
-                info.file_size = src.stat().st_size
-                with open(src, "rb") as fin, zf.open(info, "w") as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-        if mac_junk:
-            _zip_dir(zf, "__MACOSX/")
-            _zip_dir(zf, f"__MACOSX/{folder.name}/")
-            apple_double = struct.pack(">II16sH", 0x00051607, 0x00020000, b"Mac OS X        ", 0)
-            info = zipfile.ZipInfo(f"__MACOSX/{folder.name}/._config.json", date_time=_ZIP_TIME)
-            zf.writestr(info, apple_double)
-    shutil.rmtree(folder)
-    return target
-
-
-def _zip_dir(zf: zipfile.ZipFile, name: str) -> None:
-    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-    info.external_attr = (0o40755 << 16) | 0x10
-    zf.writestr(info, b"")
+        files.write_statistics(root, "images", files.histogram_statistics(hist), subs)
 
 
 class _NoBar:
@@ -825,7 +683,7 @@ def synthesize(
             mouse = _make_mouse(args, m, key, root / name, shared, seqs[m + 1], bar)
             _write_mouse(mouse, ids)
             written.append(
-                _zip_tree(root / name, args.kind == "dynamic") if as_zip else root / name
+                files.zip_tree(root / name, args.kind == "dynamic") if as_zip else root / name
             )
     finally:
         bar.close()
