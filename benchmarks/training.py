@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--static-trials", type=int, default=4000)
     p.add_argument("--dynamic-trials", type=int, default=300)
-    p.add_argument("--neurons", type=int, default=256)
+    p.add_argument("--neurons", type=int, default=512)
     p.add_argument("--frames", type=int, default=150, help="2023 padded trial length")
     p.add_argument("--window", type=int, default=80, help="2023 training window")
     p.add_argument("--channels", type=int, default=16, help="2022 core channels")
