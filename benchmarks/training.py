@@ -27,7 +27,9 @@ to fit a CPU; everything else is the named configs and the kits' training settin
 (``TrainConfig`` defaults: early stopping with patience 5 and up to 4 lr decays), with
 ``--epochs`` / ``--dynamic-epochs`` as upper bounds. Stores and runs are kept in ``--workdir``
 and named by their arguments: a rerun reuses finished runs and resumes interrupted ones
-(``--fresh`` retrains); "train s" and the throughput come from the runs' logs.
+(``--fresh`` retrains); "train s" and the throughput come from the runs' logs. A run whose
+readout positions all ran to the edge of the feature map (a collapse the kits' models can fall
+into, see ``readout_edge_share``) is reported and retrained with the next seed.
 
 Run::
 
@@ -38,6 +40,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -57,7 +60,7 @@ from sensorium_data import metrics
 from sensorium_data.stores import open_statistics
 from sensorium_models.evaluation import evaluate
 from sensorium_models.inference import collect, model_loaders
-from sensorium_models.training import TrainConfig, train
+from sensorium_models.training import COLLAPSED, TrainConfig, readout_edge_share, train
 
 # (mouse, synthesize() encoder knobs, models trained on it)
 STATIC_MICE: tuple[tuple[str, dict[str, float], tuple[str, ...]], ...] = (
@@ -65,6 +68,7 @@ STATIC_MICE: tuple[tuple[str, dict[str, float], tuple[str, ...]], ...] = (
     ("behaviour", {}, ("sensorium-sota", "sensorium-plus-sota")),
 )
 VIDEO_MODEL = "video-factorised-3d"
+RETRIES = 2  # further seeds for a run whose readout collapsed
 DYNAMIC_TIERS = ("oracle", "live_test_main", "final_test_main")
 
 
@@ -184,25 +188,47 @@ def run_model(
     overrides: dict[str, Any],
     fresh: bool,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train (or, unless ``fresh``, reuse or resume the run in the workdir) and time it."""
+    """Train (or, unless ``fresh``, reuse or resume the run in the workdir) and time it.
+
+    A run whose readout positions collapsed to the edge of the feature map (see
+    :func:`sensorium_models.training.readout_edge_share`) is reported and trained again with the
+    next seed, at most ``RETRIES`` times; the row names the seeds that collapsed.
+    """
     channels = overrides["hidden_channels"]
     width = channels if isinstance(channels, int) else channels[0]
-    out = store.parent / f"{store.stem}-{name}-c{width}-e{config.max_epochs}-t{config.seed}"
-    start = time.perf_counter()
-    result = train(
-        store, name, out, config=config, overrides=overrides, progress=False, resume=not fresh
-    )
+    collapsed: list[dict[str, Any]] = []
+    for attempt in range(RETRIES + 1):
+        seed = config.seed + attempt
+        out = store.parent / f"{store.stem}-{name}-c{width}-e{config.max_epochs}-t{seed}"
+        start = time.perf_counter()
+        result = train(
+            store,
+            name,
+            out,
+            config=dataclasses.replace(config, seed=seed),
+            overrides=overrides,
+            progress=False,
+            resume=not fresh,
+        )
+        edge = max(readout_edge_share(result.model).values())
+        reused = f", {result.resumed_from} of them done before" if result.resumed_from else ""
+        seconds = time.perf_counter() - start
+        print(f"  {name} (seed {seed}): {result.epochs} epochs{reused}; {seconds:.0f} s now")
+        if edge <= COLLAPSED or attempt == RETRIES:
+            break
+        print(f"    readout collapsed ({edge:.0%} of positions at the map's edge): next seed")
+        collapsed.append({"seed": seed, "stop_score": result.best_score, "edge_share": edge})
     row = {
         "model": name,
+        "seed": seed,
+        "collapsed_seeds": collapsed,
+        "readout_edge_share": edge,
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         "stop_score": result.best_score,
         "train_seconds": round(sum(h["seconds"] for h in result.history), 1),
         **_throughput(result.history),
     }
-    reused = f", {result.resumed_from} of them done before" if result.resumed_from else ""
-    seconds = time.perf_counter() - start
-    print(f"  {name}: {result.epochs} epochs{reused}; {seconds:.0f} s now", flush=True)
     return result.model, row
 
 
@@ -369,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     static_cols = [
         "mouse",
         "model",
+        "seed",
         "tier",
         "single_trial_correlation",
         "correlation_to_average",

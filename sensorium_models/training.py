@@ -25,6 +25,7 @@ the training loop only (pinned memory and asynchronous copies on CUDA), with mix
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import pathlib
@@ -65,10 +66,17 @@ __all__ = [
     "load_model",
     "mouse_infos",
     "poisson_loss",
+    "readout_edge_share",
     "train",
 ]
 
 _EPS = 1e-12
+#: A readout whose mean positions lie this close to the border of the feature map (in the
+#: ``[-1, 1]`` grid coordinates of either axis) counts as being at the edge.
+EDGE = 0.95
+#: Share of a mouse's neurons at the edge above which the readout is reported as collapsed.
+COLLAPSED = 0.9
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -148,6 +156,25 @@ def _targets(responses: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
     if rates.ndim == 2:
         return responses
     return responses.transpose(1, 2)[:, responses.shape[2] - rates.shape[1] :]
+
+
+def readout_edge_share(net: Encoder) -> dict[str, float]:
+    """Per mouse, the share of neurons whose mean readout position lies at the edge of the map.
+
+    A healthy Gaussian readout spreads its positions over the map, where the receptive fields
+    are. Early in training the positions can instead all run to a border or corner of the core's
+    feature map (where zero padding makes the features weakest) and stay there: the position
+    predictor's tanh saturates and no gradient brings them back. Predictions then hardly depend
+    on the stimulus and the stop score stays near 0. Values near 1 mean such a collapse; another
+    ``TrainConfig.seed`` usually avoids it.
+    """
+    out = {}
+    for mouse, readout in getattr(net, "readouts", {}).items():
+        mu = getattr(readout, "mu", None)
+        if isinstance(mu, torch.Tensor) and mu.numel():
+            at_edge = mu.detach().abs().amax(dim=-1) >= EDGE
+            out[mouse] = float(at_edge.float().mean())
+    return out
 
 
 # ----------------------------------------------------------------------------- early stopping
@@ -465,7 +492,10 @@ def train(
         Run folder: ``checkpoint.pt`` and ``log.jsonl`` (one JSON line per epoch: ``epoch``,
         ``loss`` (mean objective per step), ``score`` (stop-tier single-trial correlation),
         ``tier``, ``lr``, ``seconds``, ``samples_per_s``, ``data_wait_share`` (share of the
-        training time spent waiting for batches), ``action``, ``best_score``).
+        training time spent waiting for batches), ``action``, ``best_score``,
+        ``readout_edge_share`` (the largest share over the mice of readout positions at the edge
+        of the feature map, see :func:`readout_edge_share`) and ``readout_collapsed``; a
+        collapse is also logged as a warning on the ``sensorium_models.training`` logger).
     mice
         Mice to train on (default every mouse of the store); all of one kind.
     config
@@ -541,10 +571,23 @@ def _epoch(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], store: Any, b
         run.net.load_state_dict(run.best_state)
         for group in run.optimizer.param_groups:
             group["lr"] = group["lr"] * run.cfg.lr_decay_factor
+    edges = readout_edge_share(run.net)
+    collapsed = sorted(m for m, share in edges.items() if share > COLLAPSED)
+    if collapsed and not any(h.get("readout_collapsed") for h in run.history):
+        _log.warning(
+            "epoch %d: the readout positions of %s have collapsed to the edge of the feature map "
+            "(%s of the neurons); the model will hardly learn from the stimulus. "
+            "Train again with another TrainConfig.seed.",
+            run.epoch,
+            ", ".join(collapsed),
+            ", ".join(f"{edges[m]:.0%}" for m in collapsed),
+        )
     entry = {
         "epoch": run.epoch,
         **stats,
         "score": score,
+        "readout_edge_share": max(edges.values(), default=0.0),
+        "readout_collapsed": bool(collapsed),
         "tier": run.stop_tier,
         "lr": lr,
         "seconds": time.perf_counter() - start,

@@ -102,6 +102,8 @@ class TestTrainRun:
                 assert np.isfinite(entry[key]), key
             assert entry["tier"] == "validation" and entry["lr"] == 0.009
             assert 0 <= entry["data_wait_share"] < 1
+            assert 0 <= entry["readout_edge_share"] <= 1
+            assert entry["readout_collapsed"] == (entry["readout_edge_share"] > 0.9)
         state = load_checkpoint(out)
         assert state["epoch"] == 2 and state["finished"]
         assert list(state["mice"]) == _mice(static_store)
@@ -321,6 +323,34 @@ def test_video_model_beats_a_constant_predictor(dynamic_run, dynamic_store) -> N
     report = evaluate(dynamic_run.model, dynamic_store, tiers)
     for tier in tiers:
         assert report["tiers"][tier]["mean"]["single_trial_correlation"] > 0.05, tier
+
+
+def test_readout_edge_share_finds_a_collapse(static_run, caplog) -> None:
+    """Positions driven into a corner of the feature map (the predictor's tanh saturated) are
+    reported, per mouse; a fresh model's positions are not at the edge."""
+    from sensorium_models import build_model
+
+    model = static_run.model
+    shares = training.readout_edge_share(model)
+    assert set(shares) == set(model.readouts)
+    fresh = build_model(model.config, {m: _info(model, m) for m in model.readouts})
+    assert max(training.readout_edge_share(fresh).values()) < 0.5
+    mouse = next(iter(model.readouts))
+    last = fresh.readouts[mouse].mu_transform[-2]  # Linear before the final tanh
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([5.0, -5.0]))  # x -> +1, y -> -1: a corner
+    shares = training.readout_edge_share(fresh)
+    assert shares[mouse] == 1.0 and min(shares.values()) < 0.5
+
+
+def _info(model, mouse):
+    from sensorium_models import MouseInfo
+
+    readout = model.readouts[mouse]
+    coords = readout.source_grid
+    xyz = None if coords is None else np.c_[coords.numpy(), np.zeros(len(coords))]
+    return MouseInfo(n_neurons=readout.n_neurons, coordinates=xyz, kind="static")
 
 
 def test_poisson_loss_on_the_last_frames() -> None:
