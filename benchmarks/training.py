@@ -83,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--static-trials", type=int, default=4000)
     p.add_argument("--dynamic-trials", type=int, default=300)
-    p.add_argument("--neurons", type=int, default=512)
+    p.add_argument("--neurons", type=int, default=512, help="2022 neurons per mouse")
+    p.add_argument("--dynamic-neurons", type=int, default=64, help="2023 neurons")
     p.add_argument("--frames", type=int, default=150, help="2023 padded trial length")
     p.add_argument("--window", type=int, default=80, help="2023 training window")
     p.add_argument("--channels", type=int, default=16, help="2022 core channels")
@@ -102,6 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.static_trials, args.dynamic_trials, args.neurons = 400, 60, 16
+        args.dynamic_neurons = 16
         args.frames, args.window, args.channels, args.epochs = 90, 60, 8, 3
         args.dynamic_channels, args.dynamic_epochs = 8, 3
     if args.json is None:
@@ -126,7 +128,8 @@ def make_store(
     encoder = encoder or {}
     sizes = {"static": (args.static_trials, None), "dynamic": (args.dynamic_trials, args.frames)}
     trials, frames = sizes[kind]
-    tag = f"{kind}-{trials}x{args.neurons}" + (f"x{frames}" if frames else "") + f"-s{args.seed}"
+    neurons = args.neurons if kind == "static" else args.dynamic_neurons
+    tag = f"{kind}-{trials}x{neurons}" + (f"x{frames}" if frames else "") + f"-s{args.seed}"
     tag += "".join(f"-{k[0]}{v:g}" for k, v in sorted(encoder.items()))  # -b0-s0
     store = workdir / f"{tag}.zarr"
     if not store.exists():
@@ -136,7 +139,7 @@ def make_store(
             trees,
             kind=kind,
             n_trials=trials,
-            n_neurons=args.neurons,
+            n_neurons=neurons,
             n_frames=frames,
             seed=args.seed,
             competition=False,
@@ -242,6 +245,7 @@ def static_experiment(workdir: pathlib.Path, args: argparse.Namespace) -> dict[s
         seed=args.train_seed,
         device=args.device,
         num_workers=args.num_workers,
+        stop_on_collapse=True,
     )
     overrides = {"hidden_channels": args.channels}
     out: dict[str, Any] = {}
@@ -279,6 +283,7 @@ def dynamic_experiment(store: pathlib.Path, args: argparse.Namespace) -> dict[st
         seed=args.train_seed,
         device=args.device,
         num_workers=args.num_workers,
+        stop_on_collapse=True,
     )
     c = args.dynamic_channels
     overrides = {"hidden_channels": [c, 2 * c, 2 * c]}

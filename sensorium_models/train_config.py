@@ -56,6 +56,7 @@ _RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("amp", lambda v: isinstance(v, bool), "True or False"),
     ("num_workers", _int_from(0), "an integer >= 0"),
     ("in_memory", lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
+    ("stop_on_collapse", lambda v: isinstance(v, bool), "True or False"),
 )
 
 
@@ -98,6 +99,11 @@ class TrainConfig:
     num_workers, in_memory
         DataLoader worker processes (0: the loader reads ahead in a background thread); the
         loaders' ``in_memory`` (``"auto"``: read each mouse's arrays once when they fit in 2 GiB).
+    stop_on_collapse
+        Stop (as finished) after an epoch that leaves a mouse's readout collapsed: more than 90%
+        of its positions at the edge of the feature map
+        (:func:`sensorium_models.training.readout_edge_share`). Such a run rarely recovers;
+        the warning is logged either way.
     """
 
     lr: float | None = None
@@ -119,6 +125,7 @@ class TrainConfig:
     amp: bool = True
     num_workers: int = 0
     in_memory: bool | str = "auto"
+    stop_on_collapse: bool = False
 
     def __post_init__(self) -> None:
         for name, test, expected in _RULES:

@@ -582,6 +582,9 @@ def _epoch(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], store: Any, b
             ", ".join(collapsed),
             ", ".join(f"{edges[m]:.0%}" for m in collapsed),
         )
+    if collapsed and run.cfg.stop_on_collapse:
+        run.stopper.stopped = True
+        action = "collapsed"
     entry = {
         "epoch": run.epoch,
         **stats,

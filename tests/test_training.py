@@ -344,6 +344,27 @@ def test_readout_edge_share_finds_a_collapse(static_run, caplog) -> None:
     assert shares[mouse] == 1.0 and min(shares.values()) < 0.5
 
 
+def test_a_collapsed_readout_is_logged_and_can_stop_the_run(
+    static_store, tmp_path, monkeypatch, caplog
+) -> None:
+    """The collapse (forced here: a real one needs a long run) is logged once, recorded per
+    epoch, and with ``stop_on_collapse`` ends the run as finished after that epoch."""
+    mouse = _open_and_competition(static_store)[0]
+    monkeypatch.setattr(training, "readout_edge_share", lambda net: {mouse: 0.97})
+    kwargs = {"mice": [mouse], "overrides": TINY_2D, "progress": False}
+    with caplog.at_level("WARNING", logger="sensorium_models.training"):
+        kept = train(static_store, "sensorium-sota", tmp_path / "kept", config=STATIC, **kwargs)
+    assert [e["readout_collapsed"] for e in kept.history] == [True, True]
+    assert [e["readout_edge_share"] for e in kept.history] == [0.97, 0.97]
+    warnings = [r for r in caplog.records if "collapsed to the edge" in r.getMessage()]
+    assert len(warnings) == 1 and mouse in warnings[0].getMessage()
+    config = dataclasses.replace(STATIC, stop_on_collapse=True)
+    stopped = train(static_store, "sensorium-sota", tmp_path / "stopped", config=config, **kwargs)
+    assert stopped.epochs == 1 and stopped.stopped_early
+    assert stopped.history[-1]["action"] == "collapsed"
+    assert load_checkpoint(tmp_path / "stopped")["finished"]
+
+
 def _info(model, mouse):
     from sensorium_models import MouseInfo
 
@@ -393,6 +414,7 @@ class TestConfig:
             ("patience", 0),
             ("in_memory", "yes"),
             ("max_epochs", 1.5),
+            ("stop_on_collapse", 1),
         ],
     )
     def test_bad_values_name_the_field(self, field: str, value) -> None:
