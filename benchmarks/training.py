@@ -3,7 +3,7 @@
 On synthetic mice (:func:`sensorium_data.synthesize`, whose noise-free rates are known) it trains
 with :func:`sensorium_models.training.train` and scores with the official metrics:
 
-- 2022, two static mice (144 x 256 images, trained at scale 0.25), scored on the ``test`` tier
+- 2022, three static mice (144 x 256 images, trained at scale 0.25), scored on the ``test`` tier
   against the single-trial correlation of the ground-truth rates with the same responses (the
   noise ceiling: what a perfect model would score):
 

@@ -44,6 +44,7 @@ class _Args:
     encoder: tuple[tuple[str, float], ...] = ()
 
     def digest(self) -> str:
+        """The release suffix: default encoder knobs leave it as it was before they existed."""
         fields = dataclasses.astuple(self)
         return hashlib.md5(repr(fields if self.encoder else fields[:-1]).encode()).hexdigest()
 

@@ -333,7 +333,7 @@ def test_readout_edge_share_finds_a_collapse(static_run, caplog) -> None:
     model = static_run.model
     shares = training.readout_edge_share(model)
     assert set(shares) == set(model.readouts)
-    fresh = build_model(model.config, {m: _info(model, m) for m in model.readouts})
+    fresh = build_model(model.config, model.mice)
     assert max(training.readout_edge_share(fresh).values()) < 0.5
     mouse = next(iter(model.readouts))
     last = fresh.readouts[mouse].mu_transform[-2]  # Linear before the final tanh
@@ -363,15 +363,6 @@ def test_a_collapsed_readout_is_logged_and_can_stop_the_run(
     assert stopped.epochs == 1 and stopped.stopped_early
     assert stopped.history[-1]["action"] == "collapsed"
     assert load_checkpoint(tmp_path / "stopped")["finished"]
-
-
-def _info(model, mouse):
-    from sensorium_models import MouseInfo
-
-    readout = model.readouts[mouse]
-    coords = readout.source_grid
-    xyz = None if coords is None else np.c_[coords.numpy(), np.zeros(len(coords))]
-    return MouseInfo(n_neurons=readout.n_neurons, coordinates=xyz, kind="static")
 
 
 def test_poisson_loss_on_the_last_frames() -> None:
