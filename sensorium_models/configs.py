@@ -160,6 +160,14 @@ class ModelConfig:
         Shifter MLP width and number of linear layers (``2 -> 5 -> 5 -> 2``).
     gamma_shifter : float
         Weight of the shifter's L2 weight penalty (0 in the kits).
+    behavior_modulator : bool
+        2022 only: one :class:`~sensorium_models.modulators.BehaviorModulator` per mouse,
+        fed the behaviour, that multiplies each neuron's rate by a learned gain (not in the
+        kits; see ``sensorium-plus-modulator``).
+    modulator_hidden, modulator_layers : int
+        Modulator MLP width and number of linear layers (``3 -> 10 -> N``).
+    gamma_modulator : float
+        Weight of the modulator's L2 weight penalty.
     elu_offset : float
         Output ``ELU(drive + elu_offset) + 1``.
     """
@@ -194,6 +202,10 @@ class ModelConfig:
     shifter_hidden: int = 5
     shifter_layers: int = 3
     gamma_shifter: float = 0.0
+    behavior_modulator: bool = False
+    modulator_hidden: int = 10
+    modulator_layers: int = 2
+    gamma_modulator: float = 0.0
     elu_offset: float = 0.0
 
     def __post_init__(self) -> None:
@@ -273,6 +285,8 @@ def _check_config(config: ModelConfig) -> None:
         "grid_hidden_features",
         "shifter_hidden",
         "shifter_layers",
+        "modulator_hidden",
+        "modulator_layers",
     ]
     for name in positive:
         if int(getattr(config, name)) < 1:
@@ -301,8 +315,14 @@ def _check_config(config: ModelConfig) -> None:
     for name in ("gamma_input", "gamma_input_temporal", "gamma_rec", "gamma_readout"):
         if getattr(config, name) < 0:
             raise ModelConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
-    if config.gamma_shifter < 0:
-        raise ModelConfigError(f"gamma_shifter must be >= 0, got {config.gamma_shifter}")
+    for name in ("gamma_shifter", "gamma_modulator"):
+        if getattr(config, name) < 0:
+            raise ModelConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
+    if config.behavior_modulator and config.kind != "static":
+        raise ModelConfigError(
+            "behavior_modulator is for static (2022) models; the 2023 models take the "
+            "behaviour as input channels"
+        )
 
 
 _SOTA = ModelConfig(name="sensorium-sota")
@@ -317,7 +337,9 @@ _VIDEO_READOUT: dict[str, Any] = {
 }
 
 #: The baselines by name: 2022 ``sensorium-*`` (``plus``: 3 behaviour channels and a shifter),
-#: 2023 ``video-*`` (behaviour channels and a shifter).
+#: 2023 ``video-*`` (behaviour channels and a shifter). ``sensorium-plus-modulator`` is not a
+#: kit's: the SOTA core sees only the images, a shifter moves the readout and the behaviour
+#: scales each neuron's rate (:class:`~sensorium_models.modulators.BehaviorModulator`).
 NAMED_CONFIGS: Mapping[str, ModelConfig] = MappingProxyType(
     {
         "sensorium-sota": _SOTA,
@@ -327,6 +349,9 @@ NAMED_CONFIGS: Mapping[str, ModelConfig] = MappingProxyType(
         ),
         "sensorium-plus-ln": _LN.replace(
             name="sensorium-plus-ln", input_channels=4, use_shifter=True
+        ),
+        "sensorium-plus-modulator": _SOTA.replace(
+            name="sensorium-plus-modulator", use_shifter=True, behavior_modulator=True
         ),
         "video-gru": _SOTA.replace(name="video-gru", core="gru", **_VIDEO_READOUT),
         "video-factorised-3d": _SOTA.replace(

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from .configs import ModelConfig, ModelInputError, MouseInfo, UnknownMouseError
 from .cores import Core, Factorised3dCore, GRUCore, Stacked2dCore
+from .modulators import BehaviorModulator
 from .readouts import FullGaussian2d, VideoGaussianReadout
 from .shifters import MLPShifter
 
@@ -34,6 +35,8 @@ class Encoder(nn.Module):
         The config the model was built from (kept as ``model.config``).
     mice : mapping of str to MouseInfo
         The mice (kept as ``model.mice``).
+    modulators : mapping of str to BehaviorModulator or None
+        One behaviour modulator per mouse (static models), or None for none.
     """
 
     def __init__(
@@ -44,13 +47,18 @@ class Encoder(nn.Module):
         shifters: Mapping[str, MLPShifter] | None,
         config: ModelConfig,
         mice: Mapping[str, MouseInfo],
+        modulators: Mapping[str, BehaviorModulator] | None = None,
     ):
         super().__init__()
-        if set(readouts) != set(mice) or (shifters is not None and set(shifters) != set(mice)):
-            raise ValueError("readouts (and shifters) must have exactly one entry per mouse")
+        for per_mouse in (readouts, shifters, modulators):
+            if per_mouse is not None and set(per_mouse) != set(mice):
+                raise ValueError(
+                    "readouts (and shifters, modulators) must have exactly one entry per mouse"
+                )
         self.core = core
         self.readouts = nn.ModuleDict(dict(readouts))
         self.shifters = nn.ModuleDict(dict(shifters)) if shifters is not None else None
+        self.modulators = nn.ModuleDict(dict(modulators)) if modulators is not None else None
         self.config = config
         self.mice = dict(mice)
 
@@ -59,10 +67,12 @@ class Encoder(nn.Module):
         return self.core.frames_out(frames)
 
     def regularizer(self, mouse: str) -> torch.Tensor:
-        """Scalar penalty: the core's plus ``mouse``'s readout (and shifter)."""
+        """Scalar penalty: the core's plus ``mouse``'s readout (and shifter, modulator)."""
         reg = self.core.regularizer() + self.readout(mouse).regularizer()
         if self.shifters is not None:
             reg = reg + cast(MLPShifter, self.shifters[mouse]).regularizer()
+        if self.modulators is not None:
+            reg = reg + cast(BehaviorModulator, self.modulators[mouse]).regularizer()
         return reg
 
     def readout(self, mouse: str) -> Readout:
@@ -111,12 +121,28 @@ class Encoder(nn.Module):
             )
         return self.shifters[mouse](pupil)
 
+    def _gain(self, mouse: str, behavior: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if self.modulators is None:
+            return None
+        if behavior is None:
+            raise ModelInputError(
+                f"model {self.config.name!r} has a behaviour modulator: pass behavior= to forward"
+            )
+        modulator = cast(BehaviorModulator, self.modulators[mouse])
+        if behavior.shape != (batch, modulator.input_features):
+            raise ModelInputError(
+                f"behavior must be ({batch}, {modulator.input_features}), got "
+                f"{tuple(behavior.shape)}"
+            )
+        return modulator(behavior)
+
     def _rates(self, drive: torch.Tensor) -> torch.Tensor:
         return F.elu(drive + self.config.elu_offset) + 1.0
 
 
 class FiringRateEncoder(Encoder):
-    """2022 model: ``ELU(readout(core(images), shifter(pupil_center))) + 1``, shape ``(B, N)``."""
+    """2022 model: ``ELU(readout(core(images), shifter(pupil_center))) + 1``, shape ``(B, N)``,
+    times ``modulator(behavior)`` with a behaviour modulator."""
 
     def forward(
         self,
@@ -137,10 +163,12 @@ class FiringRateEncoder(Encoder):
         pupil_center : torch.Tensor or None
             ``(B, 2)``; required with a shifter.
         behavior : torch.Tensor or None
-            ``(B, 3)``; appended as constant channels when ``inputs`` lacks them.
+            ``(B, 3)``; appended as constant channels when ``inputs`` lacks them, and fed
+            to the modulator (required with one).
         """
         readout = self.readout(mouse)
         x = self._stimulus(inputs, behavior, pupil_center)
+        gain = self._gain(mouse, behavior, x.shape[0])
         if (
             pupil_center is not None
             and self.shifters is not None
@@ -150,7 +178,8 @@ class FiringRateEncoder(Encoder):
                 f"pupil_center must be ({x.shape[0]}, 2), got {tuple(pupil_center.shape)}"
             )
         shift = self._shift(mouse, pupil_center)
-        return self._rates(readout(self.core(x), shift=shift))
+        rates = self._rates(readout(self.core(x), shift=shift))
+        return rates if gain is None else rates * gain
 
 
 class VideoEncoder(Encoder):
@@ -289,5 +318,23 @@ def make_encoder(config: ModelConfig, mice: Mapping[str, MouseInfo]) -> Encoder:
             )
             for mouse in mice
         }
+    modulators = None
+    if config.behavior_modulator:
+        modulators = {
+            mouse: BehaviorModulator(
+                n_neurons=int(info.n_neurons),
+                hidden_features=config.modulator_hidden,
+                layers=config.modulator_layers,
+                gamma_modulator=config.gamma_modulator,
+            )
+            for mouse, info in mice.items()
+        }
     encoder_cls = FiringRateEncoder if config.kind == "static" else VideoEncoder
-    return encoder_cls(core=core, readouts=readouts, shifters=shifters, config=config, mice=mice)
+    return encoder_cls(
+        core=core,
+        readouts=readouts,
+        shifters=shifters,
+        config=config,
+        mice=mice,
+        modulators=modulators,
+    )

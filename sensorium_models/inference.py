@@ -157,6 +157,13 @@ def prepare(
     kwargs: dict[str, Any] = {}
     if pupil is not None and model.config.use_shifter:
         kwargs["pupil_center"] = pupil.to(device, non_blocking=asynchronous)
+    if model.config.behavior_modulator:
+        if "behavior" not in batch:
+            raise SensoriumDataError(
+                f"model {model.config.name!r} has a behaviour modulator, but the data have no "
+                "'behavior' variable"
+            )
+        kwargs["behavior"] = batch["behavior"].to(device, non_blocking=asynchronous)
     if dynamic:  # on the device: the pinned batch is copied as it is
         inputs = torch.nan_to_num(inputs)
         if "pupil_center" in kwargs:

@@ -51,6 +51,7 @@ from .checkpoints import (
     write_checkpoint,
     write_log,
 )
+from .configs import ModelConfig
 from .encoders import Encoder
 from .errors import TrainingError
 from .inference import autocast, collect, model_loaders, prepare, resolve_device
@@ -451,8 +452,10 @@ def _restore(run: _Run, state: Mapping[str, Any]) -> None:
 
 
 def _check_same_run(state: Mapping[str, Any], run: _Run, out: pathlib.Path) -> None:
-    if state["model_config"] != run.net.config.to_dict():
-        a, b = state["model_config"], run.net.config.to_dict()
+    # through from_dict: fields added since the checkpoint was written take their defaults
+    stored = ModelConfig.from_dict(state["model_config"]).to_dict()
+    if stored != run.net.config.to_dict():
+        a, b = stored, run.net.config.to_dict()
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise TrainingError(
             f"out_dir: {out} holds a checkpoint of another model config (differs in {diff}); "

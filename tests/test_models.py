@@ -98,21 +98,24 @@ class TestEveryNamedConfig:
 
     def test_gradients_reach_core_and_own_readout_only(self, name):
         model = tiny_model(name)
-        x, pupil, _ = make_batch(model.config)
-        model(x, mouse="m1", pupil_center=pupil).sum().backward()
+        x, pupil, behavior = make_batch(model.config)
+        model(x, mouse="m1", pupil_center=pupil, behavior=behavior).sum().backward()
         assert all(p.grad is not None for p in model.core.parameters())
         own = dict(model.readouts["m1"].named_parameters())
         assert all(own[k].grad is not None for k in own), "m1's readout got no gradient"
         others = list(model.readouts["m2"].parameters())
-        if model.shifters is not None:
-            assert all(p.grad is not None for p in model.shifters["m1"].parameters())
-            others += list(model.shifters["m2"].parameters())
+        for per_mouse in (model.shifters, model.modulators):
+            if per_mouse is not None:
+                assert all(p.grad is not None for p in per_mouse["m1"].parameters())
+                others += list(per_mouse["m2"].parameters())
         assert all(p.grad is None for p in others), "m2's modules must not get gradients"
 
     def test_regularizer_positive_and_linear_in_gammas(self, name):
         gammas = {"gamma_input": 1.0, "gamma_readout": 0.01, "gamma_input_temporal": 0.5}
         if get_config(name).core == "gru":
             gammas["gamma_rec"] = 0.1
+        if get_config(name).behavior_modulator:
+            gammas["gamma_modulator"] = 0.1
         base = tiny_model(name, **gammas).regularizer("m1")
         doubled = tiny_model(name, **{k: 2 * v for k, v in gammas.items()}).regularizer("m1")
         assert base.ndim == 0 and base.item() > 0
@@ -130,10 +133,9 @@ class TestEveryNamedConfig:
         }
         rebuilt = build_model(config, mice).eval()
         rebuilt.load_state_dict(model.state_dict())
-        x, pupil, _ = make_batch(model.config)
-        torch.testing.assert_close(
-            rebuilt(x, mouse="m2", pupil_center=pupil), model(x, mouse="m2", pupil_center=pupil)
-        )
+        x, pupil, behavior = make_batch(model.config)
+        kwargs = {"pupil_center": pupil, "behavior": behavior}
+        torch.testing.assert_close(rebuilt(x, mouse="m2", **kwargs), model(x, mouse="m2", **kwargs))
 
 
 class TestSampling:
@@ -265,6 +267,50 @@ class TestBehaviourChannels:
         torch.testing.assert_close(got, expected)
         with pytest.raises(ModelInputError, match="input channels"):
             model(stimulus, mouse="m2", pupil_center=pupil)
+
+
+class TestBehaviourModulator:
+    def test_untrained_modulator_is_a_gain_of_one(self):
+        plain = tiny_model("sensorium-sota", use_shifter=True).eval()
+        model = tiny_model("sensorium-plus-modulator").eval()
+        assert model.config.input_channels == 1  # the core sees only the images
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("modulators.")}
+        plain.load_state_dict(state)
+        x, pupil, behavior = make_batch(model.config)
+        torch.testing.assert_close(
+            model(x, mouse="m1", pupil_center=pupil, behavior=behavior),
+            plain(x, mouse="m1", pupil_center=pupil),
+        )
+
+    def test_gain_scales_each_neuron_by_its_behaviour_weight(self):
+        model = tiny_model("sensorium-plus-modulator", modulator_layers=1).eval()
+        x, pupil, behavior = make_batch(model.config)
+        base = model(x, mouse="m1", pupil_center=pupil, behavior=behavior)
+        last = model.modulators["m1"].mlp[-1]
+        weights = torch.linspace(-1.0, 1.0, NEURONS["m1"])
+        with torch.no_grad():
+            last.weight[:, 0] = weights  # log gain of neuron n: weights[n] * behavior[:, 0]
+        gained = model(x, mouse="m1", pupil_center=pupil, behavior=behavior)
+        expected = base * torch.exp(behavior[:, :1] * weights)
+        torch.testing.assert_close(gained, expected)
+        other = model(x, mouse="m2", pupil_center=pupil, behavior=behavior)
+        assert other.shape == (x.shape[0], NEURONS["m2"])
+
+    def test_modulator_needs_behaviour_of_the_right_shape(self):
+        model = tiny_model("sensorium-plus-modulator")
+        x, pupil, behavior = make_batch(model.config)
+        with pytest.raises(ModelInputError, match="behaviour modulator: pass behavior="):
+            model(x, mouse="m1", pupil_center=pupil)
+        with pytest.raises(ModelInputError, match=r"behavior must be \(2, 3\), got \(2, 2\)"):
+            model(x, mouse="m1", pupil_center=pupil, behavior=behavior[:, :2])
+
+    def test_modulator_config_is_checked(self):
+        with pytest.raises(ModelConfigError, match="behavior_modulator is for static"):
+            get_config("video-gru").replace(behavior_modulator=True)
+        with pytest.raises(ModelConfigError, match="modulator_layers must be >= 1"):
+            get_config("sensorium-plus-modulator").replace(modulator_layers=0)
+        with pytest.raises(ModelConfigError, match="gamma_modulator must be >= 0"):
+            get_config("sensorium-plus-modulator").replace(gamma_modulator=-1.0)
 
 
 class TestErrors:

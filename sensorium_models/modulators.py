@@ -1,0 +1,79 @@
+"""Behaviour modulators: a multiplicative gain per neuron from the mouse's behaviour.
+
+The 2022 kit's ``sensorium-plus`` models feed the behaviour to the core as constant image
+channels. On a mouse whose behaviour scales its neurons' rates, those channels can swamp
+the first layer (behaviour explains much of the variance at once, and BatchNorm then
+normalises the image features away), and the model stops learning the stimulus. A
+modulator keeps the two paths apart, as the earlier Sinz-lab static models did: the core
+sees only the stimulus and the rate of neuron ``n`` is multiplied by
+``exp(mlp(behavior))[n]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BehaviorModulator"]
+
+#: Bound of the log gain: exp(+-10) keeps float16 finite and is far beyond any real gain.
+LOG_GAIN_BOUND = 10.0
+
+
+class BehaviorModulator(nn.Module):
+    """One mouse's modulator: an MLP ``behavior -> hidden -> ... -> neurons``, then ``exp``.
+
+    The last layer starts at zero, so an untrained modulator is a gain of exactly 1 and the
+    model starts as its stimulus-only counterpart.
+
+    Parameters
+    ----------
+    n_neurons : int
+        Neurons of the mouse (one gain each).
+    input_features : int
+        Behaviour values per sample (3 in 2022: pupil dilation, its derivative, running speed).
+    hidden_features : int
+        Units of each hidden layer (ReLU).
+    layers : int
+        Linear layers (``layers - 1`` hidden ones); 1 is a log-linear gain.
+    gamma_modulator : float
+        Weight of an L2 penalty of the weights (0 by default).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_neurons: int,
+        input_features: int = 3,
+        hidden_features: int = 10,
+        layers: int = 2,
+        gamma_modulator: float = 0.0,
+    ):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"BehaviorModulator needs at least 1 layer, got layers={layers}")
+        self.input_features = input_features
+        self.gamma_modulator = gamma_modulator
+        parts: list[nn.Module] = []
+        previous = input_features
+        for _ in range(layers - 1):
+            parts += [nn.Linear(previous, hidden_features), nn.ReLU()]
+            previous = hidden_features
+        last = nn.Linear(previous, n_neurons)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.mlp = nn.Sequential(*parts, last)
+
+    def forward(self, behavior: torch.Tensor) -> torch.Tensor:
+        """Gains ``(..., n_neurons)`` (positive) of ``(..., input_features)`` behaviour."""
+        if behavior.shape[-1] != self.input_features:
+            raise ValueError(
+                f"BehaviorModulator expects (..., {self.input_features}) behaviour, "
+                f"got {tuple(behavior.shape)}"
+            )
+        return torch.exp(self.mlp(behavior).clamp(-LOG_GAIN_BOUND, LOG_GAIN_BOUND))
+
+    def regularizer(self) -> torch.Tensor:
+        """``gamma_modulator`` times the summed squared weights (zero by default)."""
+        weights = [m.weight for m in self.mlp if isinstance(m, nn.Linear)]
+        return self.gamma_modulator * torch.stack([w.pow(2).sum() for w in weights]).sum()
