@@ -1,11 +1,12 @@
 """Behaviour modulators: a multiplicative gain per neuron from the mouse's behaviour.
 
 The 2022 kit's ``sensorium-plus`` models feed the behaviour to the core as constant image
-channels. On a mouse whose behaviour scales its neurons' rates, those channels can swamp
-the first layer (behaviour explains much of the variance at once, and BatchNorm then
-normalises the image features away), and the model stops learning the stimulus. A
-modulator keeps the two paths apart, as the earlier Sinz-lab static models did: the core
-sees only the stimulus and the rate of neuron ``n`` is multiplied by
+channels. On the synthetic mice of ``benchmarks/training.py``, whose behaviour scales each
+neuron's rate, that model learns the gain in its first epoch and then hardly learns the
+stimulus: its first-layer kernels on the behaviour channels sum to up to 11 in magnitude,
+while its image kernels keep norms of 0.3 to 0.8 (0.8 to 3 in the stimulus-only model), and
+it scores below the stimulus-only model. A modulator keeps the two paths apart, as the Sinz lab's earlier static
+models did: the core sees only the stimulus, and the rate of neuron ``n`` is multiplied by
 ``exp(mlp(behavior))[n]``.
 """
 
