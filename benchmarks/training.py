@@ -13,9 +13,10 @@ with :func:`sensorium_models.training.train` and scores with the official metric
   - two behaviour mice, where a gain set by running and pupil scales the rates and the receptive
     fields move with the eye: ``behaviour`` (the synthetic defaults, ``behavior_gain=0.5``:
     gains between about 0.5 and 2) and ``moderate`` (``behavior_gain=0.25``). On each,
-    ``sensorium-sota`` against the behaviour-aware ``sensorium-plus-sota`` (behaviour channels
-    and a shifter). Here the ceiling of a stimulus-only model is the correlation of the rates'
-    stimulus-only part, also reported.
+    ``sensorium-sota`` against two behaviour-aware models: the kit's ``sensorium-plus-sota``
+    (behaviour channels and a shifter) and ``sensorium-plus-modulator`` (a shifter and a
+    multiplicative behaviour gain per neuron). Here the ceiling of a stimulus-only model is the
+    correlation of the rates' stimulus-only part, also reported.
 - 2023, one dynamic mouse (36 x 64 videos): ``video-factorised-3d`` against a per-frame-mean
   predictor (every neuron's mean normalised training response at each frame index), on the
   ``oracle``, ``live_test_main`` and ``final_test_main`` tiers (official 2023 single-trial
