@@ -5,15 +5,17 @@ channels. On the synthetic mice of ``benchmarks/training.py``, whose behaviour s
 neuron's rate, that model learns the gain in its first epoch and then hardly learns the
 stimulus: its first-layer kernels on the behaviour channels sum to up to 11 in magnitude,
 while its image kernels keep norms of 0.3 to 0.8 (0.8 to 3 in the stimulus-only model), and
-it scores below the stimulus-only model. A modulator keeps the two paths apart, as the Sinz lab's earlier static
-models did: the core sees only the stimulus, and the rate of neuron ``n`` is multiplied by
-``exp(mlp(behavior))[n]``.
+it scores below the stimulus-only model. A modulator keeps the two paths apart, as the Sinz
+lab's earlier static models did: the core sees only the stimulus, and the rate of neuron
+``n`` is multiplied by ``exp(mlp(behavior))[n]``.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .mlp import linear_stack, weight_l2
 
 __all__ = ["BehaviorModulator"]
 
@@ -55,15 +57,12 @@ class BehaviorModulator(nn.Module):
             raise ValueError(f"BehaviorModulator needs at least 1 layer, got layers={layers}")
         self.input_features = input_features
         self.gamma_modulator = gamma_modulator
-        parts: list[nn.Module] = []
-        previous = input_features
-        for _ in range(layers - 1):
-            parts += [nn.Linear(previous, hidden_features), nn.ReLU()]
-            previous = hidden_features
-        last = nn.Linear(previous, n_neurons)
+        self.mlp = nn.Sequential(
+            *linear_stack(input_features, hidden_features, n_neurons, layers, nn.ReLU)
+        )
+        last = self.mlp[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        self.mlp = nn.Sequential(*parts, last)
 
     def forward(self, behavior: torch.Tensor) -> torch.Tensor:
         """Gains ``(..., n_neurons)`` (positive) of ``(..., input_features)`` behaviour."""
@@ -76,5 +75,4 @@ class BehaviorModulator(nn.Module):
 
     def regularizer(self) -> torch.Tensor:
         """``gamma_modulator`` times the summed squared weights (zero by default)."""
-        weights = [m.weight for m in self.mlp if isinstance(m, nn.Linear)]
-        return self.gamma_modulator * torch.stack([w.pow(2).sum() for w in weights]).sum()
+        return self.gamma_modulator * weight_l2(self.mlp)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .mlp import linear_stack, weight_l2
+
 __all__ = ["MLPShifter"]
 
 
@@ -40,13 +42,8 @@ class MLPShifter(nn.Module):
             raise ValueError(f"MLPShifter needs at least 1 layer, got layers={layers}")
         self.input_features = input_features
         self.gamma_shifter = gamma_shifter
-        parts: list[nn.Module] = []
-        previous = input_features
-        for _ in range(layers - 1):
-            parts += [nn.Linear(previous, hidden_features), nn.Tanh()]
-            previous = hidden_features
-        parts += [nn.Linear(previous, 2), nn.Tanh()]
-        self.mlp = nn.Sequential(*parts)
+        parts = linear_stack(input_features, hidden_features, 2, layers, nn.Tanh)
+        self.mlp = nn.Sequential(*parts, nn.Tanh())
 
     def forward(self, pupil_center: torch.Tensor) -> torch.Tensor:
         """Map ``(..., 2)`` pupil positions to ``(..., 2)`` shifts."""
@@ -59,5 +56,4 @@ class MLPShifter(nn.Module):
 
     def regularizer(self) -> torch.Tensor:
         """``gamma_shifter`` times the summed squared weights (zero by default)."""
-        weights = [m.weight for m in self.mlp if isinstance(m, nn.Linear)]
-        return self.gamma_shifter * torch.stack([w.pow(2).sum() for w in weights]).sum()
+        return self.gamma_shifter * weight_l2(self.mlp)

@@ -563,27 +563,28 @@ class TestCLI:
         assert message in capsys.readouterr().err
 
 
+def _learning_mouse(tmp_path: Path, **knobs) -> tuple[Path, dict[str, np.ndarray]]:
+    """A converted synthetic 36 x 64 static mouse (no competition quirks) and its ground truth;
+    ``knobs`` go to :func:`sensorium_data.synthesize`."""
+    (tree,) = sd.synthesize(
+        tmp_path / "trees", kind="static", image_size=(36, 64), competition=False, **knobs
+    )
+    store = tmp_path / "s.zarr"
+    sd.convert([tree], store, progress=False)
+    with np.load(tree.parent / f"{tree.name}.ground_truth.npz") as truth:
+        return store, dict(truth)
+
+
 def test_cnn_learns_a_stimulus_only_mouse(tmp_path) -> None:
     """The CNN baseline, shrunk, on a synthetic mouse whose rates depend on the image alone:
     8 epochs on 36 x 64 images reach a share of the noise ceiling (the single-trial
     correlation of the ground-truth rates) on the repeated test images. A broken core, readout,
     loss or loader would stay near 0. (The full-size evidence: ``python -m benchmarks.training``.)
     """
-    (tree,) = sd.synthesize(
-        tmp_path / "trees",
-        kind="static",
-        n_trials=1500,
-        n_neurons=128,
-        image_size=(36, 64),
-        competition=False,
-        behavior_gain=0.0,
-        shift_scale=0.0,
-        seed=7,
+    store, truth = _learning_mouse(
+        tmp_path, n_trials=1500, n_neurons=128, behavior_gain=0.0, shift_scale=0.0, seed=7
     )
-    store = tmp_path / "s.zarr"
-    sd.convert([tree], store, progress=False)
-    with np.load(tree.parent / f"{tree.name}.ground_truth.npz") as truth:
-        rates = truth["rates"]
+    rates = truth["rates"]
     ds = sd.open_mouse(store, chunks=None)
     test = np.flatnonzero(np.array(ds.tiers.values.tolist()) == "test")
     ceiling = float(sd.metrics.single_trial_correlation(ds.responses.values[test], rates[test]))
@@ -606,21 +607,10 @@ def test_modulator_learns_the_behavioural_gain(tmp_path) -> None:
     """``sensorium-plus-modulator``, shrunk, on a mouse whose gain is set by running and pupil
     (``behavior_gain=1``): after a few epochs the modulator's gain follows the true one across
     test trials. A modulator that saw no behaviour, or the wrong trials', would stay near 0."""
-    (tree,) = sd.synthesize(
-        tmp_path / "trees",
-        kind="static",
-        n_trials=800,
-        n_neurons=64,
-        image_size=(36, 64),
-        competition=False,
-        behavior_gain=1.0,
-        shift_scale=0.0,
-        seed=3,
+    store, truth = _learning_mouse(
+        tmp_path, n_trials=800, n_neurons=64, behavior_gain=1.0, shift_scale=0.0, seed=3
     )
-    store = tmp_path / "s.zarr"
-    sd.convert([tree], store, progress=False)
-    with np.load(tree.parent / f"{tree.name}.ground_truth.npz") as truth:
-        log_gain = truth["behavior_gain"] * truth["behavior_state"] @ truth["gain_weights"].T
+    log_gain = truth["behavior_gain"] * truth["behavior_state"] @ truth["gain_weights"].T
     config = TrainConfig(max_epochs=MODULATOR_EPOCHS, batch_size=32, device="cpu", seed=42)
     result = train(
         store,
