@@ -170,6 +170,11 @@ class ModelConfig:
         Weight of the modulator's L2 weight penalty.
     elu_offset : float
         Output ``ELU(drive + elu_offset) + 1``.
+
+    Notes
+    -----
+    A checkpoint stores its config; one written before a field existed resumes and loads with
+    that field's default. A new field must therefore default to what the models did before it.
     """
 
     name: str

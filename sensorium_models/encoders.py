@@ -50,11 +50,18 @@ class Encoder(nn.Module):
         modulators: Mapping[str, BehaviorModulator] | None = None,
     ):
         super().__init__()
-        for per_mouse in (readouts, shifters, modulators):
+        for label, per_mouse in (
+            ("readouts", readouts),
+            ("shifters", shifters),
+            ("modulators", modulators),
+        ):
             if per_mouse is not None and set(per_mouse) != set(mice):
                 raise ValueError(
-                    "readouts (and shifters, modulators) must have exactly one entry per mouse"
+                    f"{label} must have exactly one entry per mouse: mice {sorted(mice)}, "
+                    f"{label} {sorted(per_mouse)}"
                 )
+        if modulators is not None and config.kind != "static":
+            raise ValueError("modulators: only static (2022) encoders take a behaviour modulator")
         self.core = core
         self.readouts = nn.ModuleDict(dict(readouts))
         self.shifters = nn.ModuleDict(dict(shifters)) if shifters is not None else None

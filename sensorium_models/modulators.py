@@ -2,15 +2,15 @@
 
 The 2022 kit's ``sensorium-plus`` models feed the behaviour to the core as constant image
 channels. On the synthetic mice of ``benchmarks/training.py``, whose behaviour scales each
-neuron's rate, that model learns the gain in its first epoch and then hardly learns the
-stimulus: its first-layer kernels on the behaviour channels sum to up to 11 in magnitude,
-while its image kernels keep norms of 0.3 to 0.8 (0.8 to 3 in the stimulus-only model), and
-it scores below the stimulus-only model. A modulator keeps the two paths apart, as the Sinz
-lab's earlier static models did: the core sees only the stimulus, and the rate of neuron
-``n`` is multiplied by ``exp(mlp(behavior))[n]``.
+neuron's rate, that model learns the gain in its first epoch, then hardly learns the stimulus
+and scores below the stimulus-only model (README, "Baseline models"). A modulator keeps the
+two paths apart, like the modulator network of Sinz et al. (2018, NeurIPS): the core sees
+only the stimulus, and the rate of neuron ``n`` is multiplied by ``exp(mlp(behavior))[n]``.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from .mlp import linear_stack, weight_l2
 
 __all__ = ["BehaviorModulator"]
 
-#: Bound of the log gain: exp(+-10) keeps float16 finite and is far beyond any real gain.
+#: Bound of the log gain: keeps the gain and its gradient finite, far beyond any real gain.
 LOG_GAIN_BOUND = 10.0
 
 
@@ -57,12 +57,11 @@ class BehaviorModulator(nn.Module):
             raise ValueError(f"BehaviorModulator needs at least 1 layer, got layers={layers}")
         self.input_features = input_features
         self.gamma_modulator = gamma_modulator
-        self.mlp = nn.Sequential(
-            *linear_stack(input_features, hidden_features, n_neurons, layers, nn.ReLU)
-        )
-        last = self.mlp[-1]
+        parts = linear_stack(input_features, hidden_features, n_neurons, layers, nn.ReLU)
+        last = cast(nn.Linear, parts[-1])
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+        self.mlp = nn.Sequential(*parts)
 
     def forward(self, behavior: torch.Tensor) -> torch.Tensor:
         """Gains ``(..., n_neurons)`` (positive) of ``(..., input_features)`` behaviour."""

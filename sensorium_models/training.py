@@ -51,7 +51,7 @@ from .checkpoints import (
     write_checkpoint,
     write_log,
 )
-from .configs import ModelConfig
+from .configs import ModelConfig, ModelConfigError
 from .encoders import Encoder
 from .errors import TrainingError
 from .inference import autocast, collect, model_loaders, prepare, resolve_device
@@ -126,7 +126,7 @@ def mouse_infos(
 
 
 def _build(model: Any, infos: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> Encoder:
-    from .configs import NAMED_CONFIGS, ModelConfigError, build_model
+    from .configs import NAMED_CONFIGS, build_model
 
     if isinstance(model, str) and model not in NAMED_CONFIGS:
         raise TrainingError(f"model: unknown name {model!r}; known: {sorted(NAMED_CONFIGS)}")
@@ -453,7 +453,13 @@ def _restore(run: _Run, state: Mapping[str, Any]) -> None:
 
 def _check_same_run(state: Mapping[str, Any], run: _Run, out: pathlib.Path) -> None:
     # through from_dict: fields added since the checkpoint was written take their defaults
-    stored = ModelConfig.from_dict(state["model_config"]).to_dict()
+    try:
+        stored = ModelConfig.from_dict(state["model_config"]).to_dict()
+    except ModelConfigError as exc:
+        raise TrainingError(
+            f"out_dir: {out} holds a checkpoint whose model config this version cannot read "
+            f"({exc}); pick another output folder or pass resume=False"
+        ) from exc
     if stored != run.net.config.to_dict():
         a, b = stored, run.net.config.to_dict()
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))

@@ -45,11 +45,12 @@ def _import_kit() -> types.SimpleNamespace:
     0.3.0 imports ``Iterable``/``Mapping`` from ``collections`` (gone in Python 3.10), and its
     ``layers/cores/conv2d.py`` imports torchvision for ``TransferLearningCore`` only, which is
     not used here: without torchvision an empty stand-in module is importable while
-    neuralpredictors loads, and removed afterwards.
+    neuralpredictors loads, and removed afterwards, as are the ``collections`` names (0.3.0
+    needs them only while it imports), so that no other test runs with them.
     """
-    for name in ("Iterable", "Mapping", "Sequence"):
-        if not hasattr(collections, name):
-            setattr(collections, name, getattr(collections.abc, name))
+    added = [n for n in ("Iterable", "Mapping", "Sequence") if not hasattr(collections, n)]
+    for name in added:
+        setattr(collections, name, getattr(collections.abc, name))
     stub = "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None
     if stub:
         sys.modules["torchvision"] = types.ModuleType("torchvision")
@@ -65,6 +66,8 @@ def _import_kit() -> types.SimpleNamespace:
     finally:
         if stub:
             del sys.modules["torchvision"]
+        for name in added:
+            delattr(collections, name)
 
     class MultipleFullGaussian2d(MultiReadoutSharedParametersBase):
         """``sensorium/models/readouts.py`` of the 2022 kit, verbatim."""

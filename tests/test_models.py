@@ -20,6 +20,7 @@ from sensorium_models.configs import (
     get_config,
 )
 from sensorium_models.cores import Factorised3dCore, GRUCore, Stacked2dCore
+from sensorium_models.encoders import FiringRateEncoder, VideoEncoder
 from sensorium_models.readouts import FullGaussian2d, VideoGaussianReadout
 from sensorium_models.regularizers import laplace_l2_norm, temporal_laplace_l2_norm
 from sensorium_models.shifters import MLPShifter
@@ -303,6 +304,23 @@ class TestBehaviourModulator:
             model(x, mouse="m1", pupil_center=pupil)
         with pytest.raises(ModelInputError, match=r"behavior must be \(2, 3\), got \(2, 2\)"):
             model(x, mouse="m1", pupil_center=pupil, behavior=behavior[:, :2])
+
+    def test_encoder_refuses_misplaced_modulators(self):
+        model = tiny_model("sensorium-plus-modulator")
+        parts = {"core": model.core, "readouts": dict(model.readouts), "config": model.config}
+        one = {"m1": model.modulators["m1"]}
+        with pytest.raises(ValueError, match=r"modulators must have .* mice \['m1', 'm2'\]"):
+            FiringRateEncoder(**parts, shifters=None, mice=model.mice, modulators=one)
+        video = tiny_model("video-gru")
+        with pytest.raises(ValueError, match="only static .* encoders take a behaviour modulator"):
+            VideoEncoder(
+                core=video.core,
+                readouts=dict(video.readouts),
+                shifters=None,
+                config=video.config,
+                mice=video.mice,
+                modulators=dict(model.modulators),
+            )
 
     def test_modulator_config_is_checked(self):
         with pytest.raises(ModelConfigError, match="behavior_modulator is for static"):

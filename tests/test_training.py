@@ -149,6 +149,31 @@ class TestTrainRun:
         ]
         check_submission(tmp_path / "sub", static_store)
 
+    def test_modulator_model_round_trip(self, static_store: Path, tmp_path: Path) -> None:
+        """The behaviour modulator trains on both mice, is saved and loaded whole, and its
+        predictions (which need the trials' behaviour) make a valid submission."""
+        one = dataclasses.replace(STATIC, max_epochs=1)
+        run = train(
+            static_store,
+            "sensorium-plus-modulator",
+            tmp_path / "run",
+            config=one,
+            overrides=TINY_2D,
+            progress=False,
+        )
+        model = load_model(run.out_dir)
+        assert sorted(model.modulators) == sorted(_mice(static_store))
+        assert _states_equal(model.state_dict(), run.model.state_dict())
+        moved = [p for p in model.modulators.parameters() if p.abs().sum() > 0]
+        assert moved, "the modulators did not train"
+        mouse = _open_and_competition(static_store)[0]
+        np.testing.assert_array_equal(
+            predict(model, static_store, "test", mouse),
+            predict(run.model, static_store, "test", mouse),
+        )
+        write_submission(model, static_store, tmp_path / "sub")
+        check_submission(tmp_path / "sub", static_store)
+
     def test_predict_static(self, static_run, static_store: Path) -> None:
         mouse = _open_and_competition(static_store)[0]
         pred = predict(static_run.model, static_store, "test", mouse)
@@ -231,7 +256,12 @@ class TestResume:
         one = dataclasses.replace(STATIC, max_epochs=1)
         train(static_store, "sensorium-ln", out, config=one, overrides=TINY_2D, progress=False)
         state = load_checkpoint(out)
-        for field in ("behavior_modulator", "modulator_hidden", "gamma_modulator"):
+        for field in (
+            "behavior_modulator",
+            "modulator_hidden",
+            "modulator_layers",
+            "gamma_modulator",
+        ):
             del state["model_config"][field]
         torch.save(state, out / "checkpoint.pt")
         again = train(
