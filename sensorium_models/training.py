@@ -51,7 +51,7 @@ from .checkpoints import (
     write_checkpoint,
     write_log,
 )
-from .configs import ModelConfig, ModelConfigError
+from .configs import NAMED_CONFIGS, ModelConfig, ModelConfigError, build_model
 from .encoders import Encoder
 from .errors import TrainingError
 from .inference import autocast, collect, model_loaders, prepare, resolve_device
@@ -126,8 +126,6 @@ def mouse_infos(
 
 
 def _build(model: Any, infos: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> Encoder:
-    from .configs import NAMED_CONFIGS, build_model
-
     if isinstance(model, str) and model not in NAMED_CONFIGS:
         raise TrainingError(f"model: unknown name {model!r}; known: {sorted(NAMED_CONFIGS)}")
     try:
@@ -460,9 +458,9 @@ def _check_same_run(state: Mapping[str, Any], run: _Run, out: pathlib.Path) -> N
             f"out_dir: {out} holds a checkpoint whose model config this version cannot read "
             f"({exc}); pick another output folder or pass resume=False"
         ) from exc
-    if stored != run.net.config.to_dict():
-        a, b = stored, run.net.config.to_dict()
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    current = run.net.config.to_dict()
+    if stored != current:
+        diff = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
         raise TrainingError(
             f"out_dir: {out} holds a checkpoint of another model config (differs in {diff}); "
             "pick another output folder or pass resume=False to start over"

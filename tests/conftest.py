@@ -3,6 +3,8 @@
 - ``http_server(root, **options)``: factory, starts a ``RangeHTTPServer`` stopped at teardown.
 - ``s3_server``: one moto server per session; ``.endpoint_url``, ``.storage_options``.
 - ``s3_bucket``: a fresh, uniquely named, empty bucket per test (deleted at teardown).
+- ``one_thread``: torch on one intra-op thread for a module of tiny-tensor tests
+  (``pytestmark = pytest.mark.usefixtures("one_thread")``).
 
 ``upload_dir(local_dir, "s3://bucket/prefix", storage_options)`` lives in ``tests/servers.py``.
 """
@@ -27,6 +29,18 @@ except ImportError:  # pragma: no cover - if tests/ becomes a package
     )
 
 HttpServerFactory = Callable[..., RangeHTTPServer]
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: a second intra-op thread only adds start-up and contention. (torch is
+    imported here, not at the top: the data layer's tests run without it.)"""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -44,13 +44,7 @@ SIZES = {"stacked2d": (1, 20, 28), "factorised3d": (20, 22, 26), "gru": (3, 12, 
 NEURONS = {"m1": 5, "m2": 7}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: a second intra-op thread only adds start-up and contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_mice(kind: str) -> dict[str, MouseInfo]:
