@@ -14,6 +14,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from . import metrics
 from .convert import convert
+from .examples import example_store
 from .errors import (
     IncompleteStoreError,
     InvalidFileTreeError,
@@ -81,6 +82,7 @@ __all__ = [
     "__version__",
     "check_submission",
     "convert",
+    "example_store",
     "export",
     "leaderboard",
     "list_mice",
