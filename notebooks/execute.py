@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="notebook files (default: all of them)")
     parser.add_argument("--set", type=_literal, action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--no-save", action="store_true", help="run only, keep the files as they are")
+    parser.add_argument("--no-save", action="store_true", help="run only, do not save")
     args = parser.parse_args(argv)
     paths = [HERE / pathlib.Path(n).name for n in args.names] or notebooks()
     for path in paths:

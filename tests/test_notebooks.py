@@ -109,7 +109,9 @@ def test_runs_top_to_bottom(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
 
 
 @pytest.mark.slow
-def test_cloud_notebook_reads_from_s3(s3_server: Any, s3_bucket: str, tmp_path: pathlib.Path) -> None:
+def test_cloud_notebook_reads_from_s3(
+    s3_server: Any, s3_bucket: str, tmp_path: pathlib.Path
+) -> None:
     """The five steps against a moto S3 server on 127.0.0.1 that holds a converted store."""
     import sensorium_data as sd
 

@@ -55,4 +55,24 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'sensorium_data.plotting' has no attribute {name!r}")
 
 
-__all__ = ["INSTALL_HINT", *sorted(_FIGURES), "new_figure", "require_matplotlib"]
+__all__ = [
+    "INSTALL_HINT",
+    "behavior_traces",
+    "benchmark_bars",
+    "frame_statistics",
+    "frame_strip",
+    "frame_traces",
+    "image_responses",
+    "learning_curve",
+    "metric_distributions",
+    "neuron_positions",
+    "new_figure",
+    "predicted_traces",
+    "predicted_vs_recorded",
+    "readout_positions",
+    "repeat_matrix",
+    "require_matplotlib",
+    "response_raster",
+    "response_statistics",
+    "valid_lengths",
+]

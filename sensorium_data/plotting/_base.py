@@ -1,4 +1,4 @@
-"""What every figure of :mod:`sensorium_data.plotting` shares: the matplotlib import and a new figure.
+"""What the figures of :mod:`sensorium_data.plotting` share: the matplotlib import, a new figure.
 
 Figures are :class:`matplotlib.figure.Figure` objects made without ``pyplot``: no global state, no
 window, nothing kept alive after the caller drops the figure. Jupyter shows a figure that ends a
