@@ -1,5 +1,5 @@
 # One entry point for the usual jobs; CI runs .ci/run (the same install + test).
-.PHONY: install test demo bench-convert
+.PHONY: install test demo bench-convert notebooks
 install:
 	python3 -m pip install "torch==2.13.0" -e ".[test]"
 test:
@@ -8,3 +8,5 @@ demo:
 	sensorium-data demo
 bench-convert:
 	python3 -m benchmarks.convert
+notebooks:
+	python3 notebooks/execute.py
