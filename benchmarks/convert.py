@@ -57,6 +57,7 @@ from sensorium_data.synthetic import synthesize
 from sensorium_data.verify import verify
 
 CONFIGS = (("threads", 1), ("threads", 2), ("processes", 2))
+BARE = "np.load pass, 1 thread"  # the reference run of each kind
 DYNAMIC_HW = (36, 64)  # synthesize's default 2023 video size, as released
 STATIC_HW = (144, 256)
 
@@ -206,6 +207,33 @@ def time_convert(
     return time.perf_counter() - t0
 
 
+def make_row(
+    *,
+    kind: str,
+    trials: int,
+    config: str,
+    seconds: float,
+    bare_seconds: float,
+    source_bytes: int,
+    store_bytes: int | None,
+    refaulted_mb: float = 0.0,
+) -> dict[str, Any]:
+    """One row of the table: a run of ``config`` on a tree of ``trials`` trials of ``kind``."""
+    return {
+        "kind": kind,
+        "trials": trials,
+        "config": config,
+        "seconds": seconds,
+        "trials_per_s": trials / seconds,
+        "mb_per_s": source_bytes / 1e6 / seconds,
+        "ratio_to_np_load": seconds / bare_seconds,
+        "source_bytes": source_bytes,
+        "store_bytes": store_bytes,
+        "store_over_source": None if store_bytes is None else store_bytes / source_bytes,
+        "refaulted_mb": refaulted_mb,
+    }
+
+
 def bench_kind(kind: str, args: argparse.Namespace, chunking: ChunkOptions) -> list[dict]:
     tree = make_tree(kind, args)
     files = data_files(tree)
@@ -218,22 +246,19 @@ def bench_kind(kind: str, args: argparse.Namespace, chunking: ChunkOptions) -> l
 
     def row(config: str, seconds: float, refaulted: float, store_bytes: int | None) -> None:
         rows.append(
-            {
-                "kind": kind,
-                "trials": trials,
-                "config": config,
-                "seconds": seconds,
-                "trials_per_s": trials / seconds,
-                "mb_per_s": source / 1e6 / seconds,
-                "ratio_to_np_load": seconds / bare,
-                "source_bytes": source,
-                "store_bytes": store_bytes,
-                "store_over_source": None if store_bytes is None else store_bytes / source,
-                "refaulted_mb": refaulted,
-            }
+            make_row(
+                kind=kind,
+                trials=trials,
+                config=config,
+                seconds=seconds,
+                bare_seconds=bare,
+                source_bytes=source,
+                store_bytes=store_bytes,
+                refaulted_mb=refaulted,
+            )
         )
 
-    row("np.load pass, 1 thread", bare, cold, None)
+    row(BARE, bare, cold, None)
     row(
         "np.load pass, 2 threads", *timed(lambda: np_load_pass(files, 2), files, args.repeats), None
     )
@@ -308,6 +333,31 @@ def targets(rows: list[dict]) -> list[str]:
             for name, ok, detail in checks
         ]
     return out
+
+
+def figure(rows: list[dict[str, Any]], *, title: str | None = None) -> Any:
+    """The table as bars: MB/s of source data per run, grouped by kind, against the np.load pass.
+
+    (MB/s, not trials/s: a 2023 trial is a hundred times a 2022 one, so MB/s compares the kinds.)
+    """
+    from sensorium_data.plotting import benchmark_bars
+
+    return benchmark_bars(
+        rows,
+        value="mb_per_s",
+        label="config",
+        group=lambda r: f"{'2022' if r['kind'] == 'static' else '2023'} ({r['trials']} trials)",
+        reference=lambda r: r["config"] == BARE,
+        unit="MB/s of source files (log scale)",
+        title=title or "Conversion speed (labels: speed relative to the np.load pass)",
+    )
+
+
+def write_figure(rows: list[dict[str, Any]], json_path: pathlib.Path) -> pathlib.Path:
+    """Save :func:`figure` as a PNG next to the JSON (same name, ``.png``); returns its path."""
+    png = json_path.with_suffix(".png")
+    figure(rows).savefig(png, dpi=100, bbox_inches="tight")
+    return png
 
 
 def machine() -> dict[str, Any]:
@@ -395,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(f"\nwrote {out}")
+    try:
+        print(f"wrote {write_figure(rows, out)}")
+    except ImportError as exc:  # matplotlib is an optional extra
+        print(f"no figure: {exc}")
     return 0
 
 

@@ -76,6 +76,8 @@ official_reference._links = functools.lru_cache(None)(official_reference._links)
 SOURCES = ("local", "local +20 ms", "local +50 ms", "http", "s3 (moto)")
 LATENCY = {"local +20 ms": 0.02, "local +50 ms": 0.05}
 TARGETS = {("static", "local"): 50, ("static", "local +20 ms"): 20, ("dynamic", None): 10}
+NEURALPREDICTORS = "official (neuralpredictors 0.3.0)"
+REFERENCE = "reference (np.load per trial)"
 STORE_LAYOUT = "v2"  # bump when the converter's output changes: cached stores are rebuilt
 
 
@@ -367,15 +369,49 @@ def serve(source: str, store: pathlib.Path) -> Iterator[Any]:
 def time_officials(tree: pathlib.Path, kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     if kind == "static" and neuralpredictors_available():
-        row = in_child(time_neuralpredictors, tree, args)
-        row.update(pipeline="official (neuralpredictors 0.3.0)")
-        rows.append(row)
-    row = in_child(time_reference, tree, kind, args)
-    row.update(pipeline="reference (np.load per trial)")
-    rows.append(row)
+        timing = in_child(time_neuralpredictors, tree, args)
+        rows.append(official_row(timing, kind=kind, pipeline=NEURALPREDICTORS))
+    timing = in_child(time_reference, tree, kind, args)
+    rows.append(official_row(timing, kind=kind, pipeline=REFERENCE))
     for r in rows:
-        r.update(kind=kind, source="local", workers=0)
         print(f"{kind}: {r['pipeline']}: {r['samples_per_s']:.1f} samples/s", flush=True)
+    return rows
+
+
+def official_row(timing: dict[str, Any], *, kind: str, pipeline: str) -> dict[str, Any]:
+    """The row of an official pipeline's run (one local process)."""
+    return {**timing, "kind": kind, "pipeline": pipeline, "source": "local", "workers": 0}
+
+
+def toolkit_row(
+    timing: dict[str, Any], *, kind: str, source: str, workers: int, sample_bytes: int
+) -> dict[str, Any]:
+    """The row of a :func:`time_toolkit` run: its timing labelled with its configuration."""
+    return {
+        **timing,
+        "kind": kind,
+        "pipeline": "toolkit",
+        "source": source,
+        "workers": workers,
+        "sample_bytes": sample_bytes,
+    }
+
+
+def with_ratios(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], toolkit: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows of one kind: the faster of each official pipeline's two runs, then the
+    toolkit's rows, each with its ratio to the first official pipeline (``x_official``)."""
+    officials = []
+    for first, second in zip(before, after, strict=True):
+        best = max(first, second, key=lambda r: r["samples_per_s"])
+        best["runs_samples_per_s"] = [first["samples_per_s"], second["samples_per_s"]]
+        officials.append(best)
+    official = officials[0]
+    rows = officials + toolkit
+    for r in rows:
+        r["x_official"] = r["samples_per_s"] / official["samples_per_s"]
+        r["official"] = official["pipeline"]
     return rows
 
 
@@ -393,9 +429,9 @@ def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         with serve(source, store) as url:
             for workers in args.workers:
                 warm(store_files)
-                row = in_child(time_toolkit, url, kind, workers, args)
-                row.update(
-                    kind=kind, pipeline="toolkit", source=source, workers=workers, sample_bytes=raw
+                timing = in_child(time_toolkit, url, kind, workers, args)
+                row = toolkit_row(
+                    timing, kind=kind, source=source, workers=workers, sample_bytes=raw
                 )
                 rows.append(row)
                 print(
@@ -404,17 +440,7 @@ def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 )
     warm(tree_files)
     after = time_officials(tree, kind, args)
-    officials = []
-    for first, second in zip(before, after, strict=True):
-        best = max(first, second, key=lambda r: r["samples_per_s"])
-        best["runs_samples_per_s"] = [first["samples_per_s"], second["samples_per_s"]]
-        officials.append(best)
-    official = officials[0]
-    rows = officials + rows
-    for r in rows:
-        r["x_official"] = r["samples_per_s"] / official["samples_per_s"]
-        r["official"] = official["pipeline"]
-    return rows
+    return with_ratios(before, after, rows)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -462,6 +488,37 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
             f"(best {best['x_official']:.1f}x: {best['source']}, {best['workers']} workers)"
         )
     return out
+
+
+def bar_label(row: dict[str, Any]) -> str:
+    """A row's bar label: the pipeline, and for the toolkit its source and workers."""
+    if row["pipeline"] != "toolkit":
+        return row["pipeline"]
+    workers = row["workers"]
+    return f"toolkit, {row['source']}, {workers} worker{'s' * (workers != 1)}"
+
+
+def figure(rows: list[dict[str, Any]], *, title: str | None = None) -> Any:
+    """The table as bars: samples/s of epoch 2 per pipeline, source and workers, grouped by
+    year, each with its ratio to the official pipeline of its year."""
+    from sensorium_data.plotting import benchmark_bars
+
+    return benchmark_bars(
+        rows,
+        value="samples_per_s",
+        label=bar_label,
+        group=lambda r: "2022 (static)" if r["kind"] == "static" else "2023 (dynamic)",
+        reference=lambda r: r["pipeline"] == r["official"],
+        unit="samples/s, epoch 2 (log scale; 2023: clips/s)",
+        title=title or "Training loaders (in brackets: x the official pipeline)",
+    )
+
+
+def write_figure(rows: list[dict[str, Any]], json_path: pathlib.Path) -> pathlib.Path:
+    """Save :func:`figure` as a PNG next to the JSON (same name, ``.png``); returns its path."""
+    png = json_path.with_suffix(".png")
+    figure(rows).savefig(png, dpi=100, bbox_inches="tight")
+    return png
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -518,6 +575,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(f"\nwrote {out}")
+    try:
+        print(f"wrote {write_figure(rows, out)}")
+    except ImportError as exc:  # matplotlib is an optional extra
+        print(f"no figure: {exc}")
     return 0
 
 

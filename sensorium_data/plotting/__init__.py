@@ -13,7 +13,7 @@ matplotlib it raises an ImportError that says what to install.
 - Models: :func:`metric_distributions`, :func:`readout_positions`,
   :func:`predicted_vs_recorded`; training runs and video models: :func:`learning_curve`,
   :func:`predicted_traces`.
-- Benchmarks: :func:`benchmark_bars`.
+- Scores and benchmarks: :func:`score_histogram`, :func:`benchmark_bars`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ _FIGURES = {
     "predicted_traces": "training",
     # benchmarks
     "benchmark_bars": "tables",
+    "score_histogram": "tables",
 }
 
 
@@ -74,5 +75,6 @@ __all__ = [
     "require_matplotlib",
     "response_raster",
     "response_statistics",
+    "score_histogram",
     "valid_lengths",
 ]
