@@ -25,6 +25,7 @@ _TORCH_API = {
     "train": "training",
     "evaluate": "evaluation",
     "predict": "evaluation",
+    "readout_positions": "inspection",
     "write_submission": "evaluation",
 }
 
@@ -57,6 +58,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "predict",
+    "readout_positions",
     "train",
     "write_submission",
 ]

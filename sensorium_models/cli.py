@@ -6,6 +6,7 @@
         [--epochs N] [--batch-size B] [--lr LR] [--device auto|cpu|cuda] [--seed S]
         [--frames F] [--overrides JSON] [--no-resume] [--quiet]
     sensorium-models evaluate --checkpoint runs/sota --store S.zarr [--json OUT] [--tiers ...]
+        [--plots DIR]
     sensorium-models submit --checkpoint runs/sota --store S.zarr --out submission/
 
 Errors exit with status 1 and a message that names the argument at fault.
@@ -105,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
     p.add_argument("--tiers", nargs="+", default=None, metavar="TIER")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
+    p.add_argument(
+        "--plots",
+        default=None,
+        metavar="DIR",
+        help="also write PNGs: per-neuron metrics per tier, readout positions per mouse, the "
+        "learning curve of a run folder (needs matplotlib)",
+    )
 
     p = sub.add_parser("submit", help="write the official submission files")
     _common(p)
@@ -173,21 +181,84 @@ def _load(args: argparse.Namespace) -> Any:
     return load_model(path, device=device)
 
 
+def _require_matplotlib() -> None:
+    from sensorium_data.plotting import INSTALL_HINT
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _UsageError(f"--plots: {INSTALL_HINT}") from None
+
+
+def _save(fig: Any, path: pathlib.Path) -> pathlib.Path:
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
+    return path
+
+
+def _write_plots(model: Any, report: dict[str, Any], args: argparse.Namespace) -> list[Any]:
+    """PNGs in ``args.plots``: metrics per tier, readout positions per mouse, learning curve."""
+    from sensorium_data import plotting
+    from sensorium_data.stores import list_mice, open_mouse
+
+    from .checkpoints import LOG
+    from .errors import ModelInputError
+    from .inspection import readout_positions
+
+    out = pathlib.Path(args.plots)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for tier, entry in report["tiers"].items():
+        fig = plotting.metric_distributions(entry["per_neuron"], title=f"tier {tier!r}")
+        files.append(_save(fig, out / f"metrics_{tier}.png"))
+    held = list_mice(args.store, args.storage_options)
+    for mouse in [m for m in model.mice if m in held]:
+        ds = open_mouse(args.store, mouse, args.storage_options, chunks=None)
+        if "cell_motor_coordinates" not in ds.coords:
+            continue
+        try:
+            pos = readout_positions(
+                model, mouse, store=args.store, storage_options=args.storage_options
+            )
+        except ModelInputError:  # a readout without positions
+            continue
+        fig = plotting.readout_positions(pos, ds["cell_motor_coordinates"], mouse=mouse)
+        files.append(_save(fig, out / f"readout_positions_{mouse}.png"))
+    log = pathlib.Path(args.checkpoint) / LOG
+    if log.is_file():
+        files.append(_save(plotting.learning_curve(log), out / "learning_curve.png"))
+    return files
+
+
+def _json_ready(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without the per-neuron DataArrays."""
+    tiers = {
+        t: {k: v for k, v in e.items() if k != "per_neuron"} for t, e in report["tiers"].items()
+    }
+    return {**report, "tiers": tiers}
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_report
 
+    if args.plots:
+        _require_matplotlib()
     model = _load(args)
     report = evaluate(
         model,
         args.store,
         args.tiers,
         batch_size=args.batch_size,
+        per_neuron=bool(args.plots),
         storage_options=args.storage_options,
     )
     print(format_report(report))
     if args.json:
         pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        text = json.dumps(_json_ready(report), indent=2)
+        pathlib.Path(args.json).write_text(text + "\n")
+    if args.plots:
+        _write_plots(model, report, args)
     return 0
 
 
@@ -221,6 +292,7 @@ _PREFIXES = {  # error prefixes of the library -> the flag they are about
     "store": "--store",
     "device": "--device",
     "out_dir": "--out",
+    "plots": "--plots",
 }
 
 

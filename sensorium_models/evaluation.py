@@ -2,7 +2,8 @@
 
 :func:`predict` runs a model over one tier of one mouse in ascending file order (the order of the
 toolkit's evaluation loaders and of the submission writers), :func:`evaluate` scores every tier
-that holds responses with :mod:`sensorium_data.metrics`, and :func:`write_submission` writes the
+that holds responses with :mod:`sensorium_data.metrics` (with ``per_neuron=True`` also every
+neuron's value, labelled by its neuron id), and :func:`write_submission` writes the
 official files with :mod:`sensorium_data.submission`.
 
 2023 models are run on whole trials (``frames=None``: every batch is cut at each trial's valid
@@ -20,7 +21,6 @@ what the official ground truth holds.
 
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -203,52 +203,95 @@ def predict(
 # ----------------------------------------------------------------------------- metrics
 
 
-def _static_scores(c: Collected, image_ids: np.ndarray | None) -> dict[str, float]:
+def _static_values(c: Collected, image_ids: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per-neuron 2022 metrics (FEVE: NaN for neurons below the FEV threshold)."""
+    resp, pred = c.responses, c.predictions
     out = {
-        "single_trial_correlation": float(
-            metrics.single_trial_correlation(c.responses, c.predictions)
-        )
+        "single_trial_correlation": metrics.single_trial_correlation(resp, pred, per_neuron=True)
     }
     if image_ids is not None and np.unique(image_ids).size >= 2:
-        out["correlation_to_average"] = float(
-            metrics.correlation_to_average(c.responses, c.predictions, image_ids)
+        out["correlation_to_average"] = metrics.correlation_to_average(
+            resp, pred, image_ids, per_neuron=True
         )
         if np.bincount(np.unique(image_ids, return_inverse=True)[1]).max() >= 2:
-            value = metrics.feve(c.responses, c.predictions, image_ids)
-            if not math.isnan(value):
-                out["feve"] = float(value)
-    return out
+            out["feve"] = metrics.feve(resp, pred, image_ids, per_neuron=True)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
-def _dynamic_scores(c: Collected, groups: np.ndarray | None, skip: int) -> dict[str, float]:
+def _dynamic_values(c: Collected, groups: np.ndarray | None, skip: int) -> dict[str, np.ndarray]:
+    """Per-neuron 2023 metrics, frames ``skip ..`` valid length."""
     resp, pred, valid = c.responses, c.predictions, c.valid
     out = {
-        "single_trial_correlation": float(
-            metrics.dynamic_single_trial_correlation(resp, pred, skip=skip, valid_frames=valid)
+        "single_trial_correlation": metrics.dynamic_single_trial_correlation(
+            resp, pred, skip=skip, valid_frames=valid, per_neuron=True
         )
     }
     if groups is not None and np.bincount(groups).max() >= 2:
-        out["correlation_to_average"] = float(
-            metrics.dynamic_correlation_to_average(
-                resp, pred, groups, skip=skip, valid_frames=valid
-            )
+        out["correlation_to_average"] = metrics.dynamic_correlation_to_average(
+            resp, pred, groups, skip=skip, valid_frames=valid, per_neuron=True
         )
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def _summary(values: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The official per-mouse values: the mean over neurons (FEVE: over the selected neurons,
+    left out when no neuron is selected), exactly as :mod:`sensorium_data.metrics` reduces."""
+    out = {}
+    for name, v in values.items():
+        if name == "feve":
+            selected = ~np.isnan(v)
+            if selected.any():
+                out[name] = float(v[selected].mean())
+        else:
+            out[name] = float(np.mean(v))
     return out
 
 
-def score_collected(
-    c: Collected, store: Any, mouse: str, *, skip: int = metrics.SKIP, storage_options: Any = None
-) -> dict[str, float]:
-    """The official metrics of one mouse's tier (2022: single-trial correlation, correlation to
-    average and FEVE where images repeat; 2023: single-trial correlation and, where clips
-    repeat, correlation to average, frames ``skip ..`` valid length)."""
+def _labelled(values: Mapping[str, np.ndarray], ds: Any, trials: int) -> dict[str, Any]:
+    """Per-neuron vectors as DataArrays along ``neuron`` with the store's neuron coordinates."""
+    import xarray as xr
+
+    coords = {k: c.variable.load() for k, c in ds.coords.items() if c.dims == ("neuron",)}
+    return {
+        k: xr.DataArray(v, dims=("neuron",), coords=coords, name=k, attrs={"n_trials": trials})
+        for k, v in values.items()
+    }
+
+
+def _mouse_scores(
+    c: Collected, store: Any, mouse: str, *, skip: int, storage_options: Any
+) -> tuple[dict[str, np.ndarray], Any]:
+    """(per-neuron metrics of one mouse's tier, the mouse's dataset)."""
     ds = open_mouse(store, mouse, storage_options, chunks=None)
     if c.responses.ndim == 2:
         name = next((n for n in _IMAGE_ID_NAMES if n in ds.coords), None)
         ids = None if name is None else np.asarray(ds[name].values)[c.trials]
-        return _static_scores(c, ids)
+        return _static_values(c, ids), ds
     groups = metrics.repeat_groups_from_videos(ds["videos"].isel(trial=c.trials).values)
-    return _dynamic_scores(c, groups, skip)
+    return _dynamic_values(c, groups, skip), ds
+
+
+def score_collected(
+    c: Collected,
+    store: Any,
+    mouse: str,
+    *,
+    skip: int = metrics.SKIP,
+    per_neuron: bool = False,
+    storage_options: Any = None,
+) -> dict[str, Any]:
+    """The official metrics of one mouse's tier (2022: single-trial correlation, correlation to
+    average and FEVE where images repeat; 2023: single-trial correlation and, where clips
+    repeat, correlation to average, frames ``skip ..`` valid length).
+
+    ``per_neuron=True``: every metric as an :class:`xarray.DataArray` along ``neuron`` (the
+    store's neuron ids and neuron coordinates; FEVE is NaN for neurons below the FEV threshold)
+    instead of its float mean.
+    """
+    values, ds = _mouse_scores(c, store, mouse, skip=skip, storage_options=storage_options)
+    if per_neuron:
+        return _labelled(values, ds, len(c.trials))
+    return _summary(values)
 
 
 def evaluate(
@@ -263,6 +306,7 @@ def evaluate(
     skip: int = metrics.SKIP,
     num_workers: int = 0,
     amp: bool = False,
+    per_neuron: bool = False,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The official metrics of ``model`` on every tier of ``store`` that holds responses.
@@ -277,6 +321,13 @@ def evaluate(
         Default: the model's mice that the store holds.
     skip
         2023: unscored first frames of every trial (50 in the competition).
+    per_neuron
+        Also give every metric per neuron: each tier's entry then holds ``"per_neuron"``:
+        ``{mouse: {metric: xarray.DataArray}}``, one value per neuron along ``neuron`` (the
+        store's neuron ids, with its neuron coordinates such as ``unit_ids``); FEVE is NaN for
+        the neurons below the FEV threshold that the official mean leaves out. The
+        ``"mice"`` and ``"mean"`` floats are the same as without it (that part stays
+        JSON-ready; the DataArrays are not).
     batch_size, device, scale, num_workers, amp, storage_options
         As for :func:`predict`.
 
@@ -286,7 +337,8 @@ def evaluate(
         ``{"kind": "static"|"dynamic", "tiers": {tier: {"mice": {mouse: {metric: value}},
         "mean": {metric: equal-weight mean over mice}}}, "skipped": [reasons]}``; metrics
         ``single_trial_correlation``, ``correlation_to_average`` (where stimuli repeat) and,
-        2022, ``feve``. Values are JSON-ready floats.
+        2022, ``feve``. Values are JSON-ready floats. The per-mouse value of a metric is
+        the mean of its per-neuron values (FEVE: over the selected neurons).
     """
     kind = model_kind(model)
     tiers = list(tiers or (STATIC_EVAL_TIERS if kind == "static" else DYNAMIC_EVAL_TIERS))
@@ -310,8 +362,11 @@ def evaluate(
         if not np.any(np.nan_to_num(c.responses) != 0):
             result["skipped"].append(f"mouse {mouse} tier {tier!r}: responses withheld (all zero)")
             continue
-        scores = score_collected(c, store, mouse, skip=skip, storage_options=storage_options)
-        result["tiers"].setdefault(tier, {"mice": {}})["mice"][mouse] = scores
+        values, ds = _mouse_scores(c, store, mouse, skip=skip, storage_options=storage_options)
+        entry = result["tiers"].setdefault(tier, {"mice": {}})
+        entry["mice"][mouse] = _summary(values)
+        if per_neuron:
+            entry.setdefault("per_neuron", {})[mouse] = _labelled(values, ds, len(c.trials))
     for tier in tiers:
         for mouse in chosen:
             if (tier, mouse) not in seen:
