@@ -325,7 +325,7 @@ def neuron_positions(ds: xr.Dataset, values: Any = None, *, label: str = "value"
 
 
 def response_statistics(stats: Any, *, key: str = "responses", source: str = "all") -> Any:
-    """The official per-neuron statistics of a 2022 mouse: mean against std, and their histograms.
+    """The official per-neuron statistics of a 2022 mouse: std against mean, and their histograms.
 
     Parameters
     ----------
@@ -352,7 +352,7 @@ def response_statistics(stats: Any, *, key: str = "responses", source: str = "al
     axes[0, 0].scatter(mean, std, s=8, alpha=0.7, color="tab:blue")
     axes[0, 0].set_xlabel("mean (a.u.)")
     axes[0, 0].set_ylabel("std (a.u.)")
-    axes[0, 0].set_title(f"mean against std, one point per {unit}", fontsize="medium")
+    axes[0, 0].set_title(f"std against mean, one point per {unit}", fontsize="medium")
     bins = int(np.clip(1.5 * np.sqrt(mean.size), 8, 60))
     for ax, values, name in ((axes[0, 1], mean, "mean"), (axes[0, 2], std, "std")):
         ax.hist(values[np.isfinite(values)], bins=bins, color="tab:gray")
