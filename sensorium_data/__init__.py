@@ -14,7 +14,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from . import metrics
 from .convert import convert
-from .examples import example_store
 from .errors import (
     IncompleteStoreError,
     InvalidFileTreeError,
@@ -26,6 +25,7 @@ from .errors import (
     StoreNotFoundError,
     UnsafePickleError,
 )
+from .examples import example_store
 from .export import export
 from .filetree import FileTree, open_tree
 from .normalize import Normalizer
