@@ -195,6 +195,16 @@ class TestMetricDistributions:
         assert first.get_shared_y_axes().joined(first, second)
         assert _boxes(second) == 0 and second.texts[0].get_text() == "no values"
 
+    def test_feve_axis_floored_with_a_count_of_what_is_below(self) -> None:
+        data = {"a": {"feve": [0.5, 0.2, -6.4, -0.3]}, "b": {"feve": [0.4, -2.0, 0.1]}}
+        (ax,) = plotting.metric_distributions(data).axes
+        bottom, top = ax.get_ylim()
+        assert bottom == pytest.approx(-1.05) and top >= 1.0
+        (note,) = [t for t in ax.texts if t.get_gid() == "feve-floor"]
+        assert note.get_text() == "2 neurons below -1 not shown"
+        (ax,) = plotting.metric_distributions({"a": {"feve": [0.5, -0.4]}}).axes
+        assert ax.get_ylim()[0] > -1.0 and not ax.texts  # nothing below: matplotlib's range
+
     def test_from_an_evaluate_tier(self, report: dict) -> None:
         entry = report["tiers"]["validation"]
         fig = plotting.metric_distributions(entry, metrics=["correlation_to_average"])

@@ -86,6 +86,10 @@ def _boxes(ax: Any, data: list[np.ndarray], positions: list[int]) -> None:
     )
 
 
+#: FEVE axes start here when some neuron lies below (their count is written on the panel).
+FEVE_FLOOR = -1.0
+
+
 def metric_distributions(
     per_neuron: Mapping[str, Mapping[str, Any]],
     *,
@@ -115,7 +119,8 @@ def metric_distributions(
     matplotlib.figure.Figure
         Box plots (median line, box from the 25th to the 75th percentile, whiskers to 1.5 IQR,
         outliers as points) with the mean marked by a white diamond; tick labels give each
-        mouse and its number of neurons.
+        mouse and its number of neurons. A FEVE panel starts at -1 when some neuron lies below
+        (unless ``sharey``); the number of neurons not shown is written on it.
     """
     scores = _per_mouse(per_neuron)
     found = list(dict.fromkeys(k for s in scores.values() for k in s))
@@ -148,6 +153,8 @@ def metric_distributions(
         ax.set_xlabel("mouse (neurons)")
         ax.set_title(label + (" (FEV ≥ 0.15)" if metric == "feve" else ""))
         ax.grid(axis="y", alpha=0.3)
+        if metric == "feve" and not sharey and shown:
+            _floor_feve(ax, [data[m] for m in shown])
     from matplotlib.lines import Line2D
 
     mean = Line2D([], [], ls="", label="mean", **_MEAN_STYLE)  # type: ignore[arg-type]
@@ -155,6 +162,25 @@ def metric_distributions(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _floor_feve(ax: Any, values: Sequence[np.ndarray]) -> None:
+    """FEVE has no lower bound: one badly predicted neuron (-6, say) squashes every box. Show
+    the axis from ``FEVE_FLOOR`` and say how many neurons lie below it."""
+    below = sum(int(np.sum(v < FEVE_FLOOR)) for v in values)
+    if not below:
+        return
+    top = max(1.05, max(float(np.max(v)) for v in values) + 0.05)
+    ax.set_ylim(FEVE_FLOOR - 0.05, top)
+    ax.text(
+        0.02,
+        0.02,
+        f"{below} neuron{'s' if below > 1 else ''} below {FEVE_FLOOR:g} not shown",
+        transform=ax.transAxes,
+        fontsize="small",
+        color="grey",
+        gid="feve-floor",
+    )
 
 
 # ----------------------------------------------------------------------------- positions
