@@ -359,8 +359,13 @@ def repeat_matrix(ds: xr.Dataset, *, tier: str | Sequence[str] | None = None) ->
     matrix = np.where(same, label[:, None], np.nan)
     fig, axes = new_figure(1, 2, width=11.0, height=5.0)
     ax = axes[0, 0]
-    cmap = _matplotlib().colormaps["tab20" if len(number) <= 20 else "viridis"]
-    cmap = cmap.resampled(max(len(number), 1))
+    mpl = _matplotlib()
+    # tab20 without its two greys, so that no repeated clip looks like the grey of "shown once"
+    palette = [c for k, c in enumerate(mpl.colormaps["tab20"].colors) if k not in (14, 15)]
+    if len(number) <= len(palette):
+        cmap = mpl.colors.ListedColormap(palette[: max(len(number), 1)])
+    else:
+        cmap = mpl.colormaps["viridis"].resampled(len(number))
     image = ax.imshow(
         matrix,
         cmap=cmap,
