@@ -9,6 +9,7 @@ order. :class:`LongCycler` cycles over the mice of a tier like the kit's ``LongC
 from __future__ import annotations
 
 import collections
+import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +18,14 @@ from torch.utils.data import DataLoader
 
 from .datasets import RESIDENT_BYTES, MouseDataset, SampleOptions
 from .errors import SensoriumDataError
+from .loader_checks import (
+    check_frame_options,
+    check_loader_kwargs,
+    check_tiers,
+    parse_names,
+    parse_optional_int,
+    parse_positive_int,
+)
 from .samplers import BlockShuffleSampler
 from .stores import open_root, read_mice, resolve_mouse, store_url
 
@@ -157,8 +166,21 @@ def make_loaders(
     """
     if in_memory not in (True, False, "auto"):
         raise ValueError(f"in_memory must be True, False or 'auto', got {in_memory!r}")
+    mice, tiers = parse_names("mice", mice), parse_names("tiers", tiers)
+    batch_size = parse_positive_int("batch_size", batch_size)
+    n_neurons = parse_optional_int("n_neurons", n_neurons, 1)
+    n_train_images = parse_optional_int("n_train_images", n_train_images, 1)
+    frames = parse_optional_int("frames", frames, 1)
+    frame_offset = parse_optional_int("frame_offset", frame_offset, 0)
+    max_frame = parse_optional_int("max_frame", max_frame, 1)
+    check_loader_kwargs(loader_kwargs, _OWN_OPTIONS)
     url = store_url(url)
     layouts = _layouts(url, storage_options, mice, retries)
+    check_tiers(tiers, {m: layout["tiers"].tolist() for m, layout in layouts.items()})
+    check_frame_options(
+        {m: layout["kind"] for m, layout in layouts.items()},
+        {"frames": frames, "frame_offset": frame_offset, "max_frame": max_frame},
+    )
     out: dict[str, dict[str, DataLoader]] = {}
     for mouse, layout in layouts.items():
         neurons = select_neurons(
@@ -224,6 +246,14 @@ def make_loaders(
     return out
 
 
+#: make_loaders' own options (suggested when an unknown keyword looks like one of them).
+_OWN_OPTIONS = [
+    name
+    for name in inspect.signature(make_loaders).parameters
+    if name not in ("url", "loader_kwargs")
+]
+
+
 def _layouts(
     url: str, storage_options: dict[str, Any] | None, mice: Sequence[str] | None, retries: int
 ) -> dict[str, dict[str, Any]]:
@@ -236,6 +266,7 @@ def _layouts(
         data = [k for k, i in known[mouse]["variables"].items() if i["source"].startswith("data/")]
         image_name = next((n for n in IMAGE_ID_NAMES if n in group), None)
         out[mouse] = {
+            "kind": known[mouse]["kind"],
             "coords": {k: group[k][...] for k in ("neuron", "area", "layer") if k in group},
             "tiers": np.array([str(v) for v in group["tiers"][...]]),
             "image_ids": group[image_name][...] if image_name else None,

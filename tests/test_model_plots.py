@@ -356,3 +356,11 @@ class TestEvaluatePlots:
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "--plots" in err and "pip install matplotlib" in err
         assert not (tmp_path / "p").exists()
+
+
+def test_evaluate_an_unknown_tier_exits_1_naming_the_flag(run: Path, store: Path, capsys) -> None:
+    args = ["evaluate", "--checkpoint", str(run), "--store", str(store), "--device", "cpu"]
+    assert main([*args, "--tiers", "tset"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sensorium-models evaluate: error: --tiers: no mouse has a tier 'tset'")
+    assert "did you mean 'test'?" in err and "\n" not in err
