@@ -328,6 +328,25 @@ class TestDynamic:
         original = dynamic.report("noise")
         assert shuffled.scores == original.scores and shuffled.tracks == original.tracks
 
+    def test_the_writers_own_folder_scores(self, dynamic: Setup, tmp_path: Path) -> None:
+        """Parquet files and the upload zips side by side, as write_submission_2023 leaves them,
+        are one submission (issue 12, item 3)."""
+        out = write_2023(dynamic.store, dynamic.mice, tmp_path / "both", "noise", make_zips=True)
+        assert {p.suffix for p in out.iterdir()} == {".brotli", ".zip"}
+        both = score_submission(out, dynamic.store)
+        original = dynamic.report("noise")
+        assert both.scores == original.scores and both.tracks == original.tracks
+
+    def test_a_zip_that_differs_from_its_folder_is_a_second_file(
+        self, dynamic: Setup, tmp_path: Path
+    ) -> None:
+        out = write_2023(dynamic.store, dynamic.mice, tmp_path / "both", "noise", make_zips=True)
+        loose = out / "predictions_live_main.parquet.brotli"
+        other = write_2023(dynamic.store, dynamic.mice, tmp_path / "other", "rates")
+        loose.write_bytes((other / loose.name).read_bytes())
+        with pytest.raises(sub.SubmissionError, match="a second file for tier 'live_test_main'"):
+            score_submission(out, dynamic.store)
+
 
 # ----------------------------------------------------------------------------- leaderboard
 

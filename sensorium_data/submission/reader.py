@@ -77,7 +77,30 @@ def _collect(path: pathlib.Path) -> tuple[list[_Entry], list[Problem]]:
     if not entries and not problems:
         message = f"no submission files here; expected some of {', '.join(FILE_SPECS)}"
         problems.append(Problem(file=str(path), code="file_missing", message=message))
-    return entries, problems
+    return _drop_zipped_copies(entries), problems
+
+
+def _drop_zipped_copies(entries: list[_Entry]) -> list[_Entry]:
+    """Leave out zip members that are byte for byte a file of the same name beside the zip.
+
+    ``write_submission_2023`` writes the parquet files and the upload zips side by side; the
+    zip then holds the very files of the folder, which are one submission, not two. A zip
+    member that differs from the file of its name is kept (and reported as a second file).
+    """
+    loose = {
+        (pathlib.Path(e.file).name, e.folder): e.source
+        for e in entries
+        if isinstance(e.source, pathlib.Path)
+    }
+    kept = []
+    for entry in entries:
+        if isinstance(entry.source, bytes):
+            name = pathlib.PurePosixPath(entry.file.rsplit(":", 1)[-1]).name
+            twin = loose.get((name, entry.folder))
+            if twin is not None and twin.read_bytes() == entry.source:
+                continue
+        kept.append(entry)
+    return kept
 
 
 def _read_all(
