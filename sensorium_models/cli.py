@@ -76,8 +76,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sensorium-data")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0+unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=_PROG, description="Train, evaluate and submit SENSORIUM baselines.")
+    parser.add_argument("--version", action="version", version=_version(), help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a model on a store (resumes an interrupted run)")

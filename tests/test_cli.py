@@ -136,3 +136,12 @@ def test_synth_encoder_options(tmp_path: Path, capsys) -> None:
     (tree,) = [Path(line) for line in capsys.readouterr().out.split()]
     with np.load(tree.parent / f"{tree.name}.ground_truth.npz") as truth:
         assert float(truth["behavior_gain"]) == 0.0 and float(truth["shift_scale"]) == 0.0
+
+
+@pytest.mark.parametrize("command", ["sensorium-data", "sensorium-models"])
+def test_version_of_both_commands(command: str) -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == version("sensorium-data")
