@@ -251,7 +251,9 @@ def _labelled(values: Mapping[str, np.ndarray], ds: Any, trials: int) -> dict[st
     """Per-neuron vectors as DataArrays along ``neuron`` with the store's neuron coordinates."""
     import xarray as xr
 
-    coords = {k: c.variable.load() for k, c in ds.coords.items() if c.dims == ("neuron",)}
+    from .inspection import neuron_coordinates
+
+    coords = neuron_coordinates(ds)
     return {
         k: xr.DataArray(v, dims=("neuron",), coords=coords, name=k, attrs={"n_trials": trials})
         for k, v in values.items()

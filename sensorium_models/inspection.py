@@ -32,6 +32,12 @@ def _neuron_coords(
             f"store: mouse {mouse} holds {int(ds.sizes['neuron'])} neurons but the model's "
             f"readout has {n}; pass the store the model was trained on"
         )
+    return neuron_coordinates(ds)
+
+
+def neuron_coordinates(ds: xr.Dataset) -> dict[str, Any]:
+    """A mouse's coordinates along ``neuron`` (its ids, ``unit_ids``, ...), loaded, to label
+    per-neuron results with."""
     return {k: c.variable.load() for k, c in ds.coords.items() if c.dims == ("neuron",)}
 
 

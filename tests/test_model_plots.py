@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from test_training import TINY_2D
 
 import sensorium_data as sd
 import sensorium_models
@@ -23,13 +24,6 @@ from sensorium_models.cli import main
 from sensorium_models.errors import ModelInputError, UnknownMouseError
 from sensorium_models.training import TrainConfig, mouse_infos, train
 
-TINY_2D = {
-    "hidden_channels": 8,
-    "layers": 2,
-    "input_kernel": 5,
-    "hidden_kernel": 3,
-    "grid_hidden_features": 4,
-}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
-
 import sensorium_data as sd
 from sensorium_data import metrics
 from sensorium_data.plotting import (

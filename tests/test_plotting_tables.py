@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
-
 import sensorium_data as sd
 from sensorium_data.plotting import benchmark_bars, tables
 from sensorium_data.plotting.tables import score_histogram
@@ -90,7 +88,8 @@ class TestBenchmarkBars:
         assert sorted(seg[0][0] for seg in segments) == [30.0, 500.0]  # reference lines
 
     def test_dataframe_callable_label_linear_axis_no_group(self) -> None:
-        pd = pytest.importorskip("pandas")
+        import pandas as pd
+
         frame = pd.DataFrame(ROWS[:2])
         fig = benchmark_bars(
             frame,

@@ -8,11 +8,9 @@ import pathlib
 
 import numpy as np
 import pytest
+import xarray as xr
 
-pytest.importorskip("matplotlib")
-xr = pytest.importorskip("xarray")
-
-from sensorium_data.plotting import learning_curve, predicted_traces  # noqa: E402
+from sensorium_data.plotting import learning_curve, predicted_traces
 
 
 def _history() -> list[dict]:

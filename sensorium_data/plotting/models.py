@@ -308,11 +308,11 @@ def _trial_neuron(name: str, value: Any) -> tuple[np.ndarray, Any]:
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the columns (0 where one of them is constant)."""
-    a, b = a - a.mean(0), b - b.mean(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
-    return np.nan_to_num(r)
+    """The official correlation of the columns (:func:`sensorium_data.metrics.corr`: 0 where
+    one of them is constant), so a title shows what the metric computes."""
+    from sensorium_data.metrics import corr
+
+    return np.asarray(corr(a, b, axis=0), dtype=np.float64)
 
 
 def _pick(neurons: Sequence[Any] | None, n: int, labels: Any, r: np.ndarray) -> list[int]:

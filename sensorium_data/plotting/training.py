@@ -216,13 +216,12 @@ def _pick_neurons(neurons: Any, n: int, n_neurons: int) -> list[int]:
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation (NaN when either trace is constant or empty)."""
+    """The official correlation (:func:`sensorium_data.metrics.corr`) over the frames where
+    both traces are finite; NaN when there are none."""
+    from sensorium_data.metrics import corr
+
     ok = np.isfinite(a) & np.isfinite(b)
-    if not ok.any():
-        return math.nan
-    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
-    denominator = math.sqrt(float(np.sum(a * a) * np.sum(b * b)))
-    return float(np.sum(a * b) / denominator) if denominator > 0 else math.nan
+    return float(corr(a[ok], b[ok])) if ok.any() else math.nan
 
 
 def _trace_panel(
