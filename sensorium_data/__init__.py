@@ -34,6 +34,7 @@ from .scoring import ScoreReport, leaderboard, score_submission
 from .stores import list_mice, open_mouse, open_statistics, open_store
 from .submission import (
     check_submission,
+    fix_submission,
     read_submission,
     validate_submission,
     write_ground_truth,
@@ -84,6 +85,7 @@ __all__ = [
     "convert",
     "example_store",
     "export",
+    "fix_submission",
     "leaderboard",
     "list_mice",
     "make_loaders",

@@ -37,6 +37,22 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _add_scored_frames(p: argparse.ArgumentParser, *, detect: bool) -> None:
+    from .conventions import DEFAULT_SCORED_FRAMES, SCORED_FRAMES
+
+    default = "detected from the rows' lengths" if detect else DEFAULT_SCORED_FRAMES
+    p.add_argument(
+        "--scored-frames",
+        choices=SCORED_FRAMES,
+        default=None if detect else DEFAULT_SCORED_FRAMES,
+        help=(
+            "2023: where a trial's scored frames end: 'competition' frames 50..L-2 of each "
+            "NaN-padded trial (249 of 300, the official solution files), 'kit-head' 50..L-1 "
+            f"(250, the 2023 kit today) (default: {default})"
+        ),
+    )
+
+
 def _add_storage(p: argparse.ArgumentParser, *, sources: bool = False) -> None:
     p.add_argument(
         "--storage-options",
@@ -163,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
     p.add_argument("--mouse", default=None, help="2022: the mouse of flat CSVs (default: found)")
     p.add_argument("--skip", type=int, default=50, help="2023: unscored first frames (50)")
+    _add_scored_frames(p, detect=True)
     p.add_argument(
         "--any-neuron-order", action="store_true", help="2023: accept permuted neuron_ids"
     )
@@ -176,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
         "--tiers", nargs="+", default=None, metavar="TIER", help="default: the test tiers"
     )
     p.add_argument("--skip", type=int, default=50, help="2023: unscored first frames (50)")
+    _add_scored_frames(p, detect=False)
     p.add_argument(
         "--column",
         default="responses",
@@ -185,6 +203,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     _add_storage(p)
 
+    p = sub.add_parser("submission", help="tidy submission files for upload")
+    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    q = tasks.add_parser(
+        "fix",
+        help="rename the 2023 kit's predictions_file_..._track.parquet.brotli files to the "
+        "official names and write the upload zips",
+        epilog="example: sensorium-data submission fix submission/",
+    )
+    q.add_argument("folder", metavar="FOLDER", help="folder holding the kit's files")
+    q.add_argument("--no-zips", action="store_true", help="rename only, write no upload zips")
+    q.add_argument("--dry-run", action="store_true", help="only say what would be renamed")
+
     p = sub.add_parser("leaderboard", help="score every submission in a folder and rank them")
     p.add_argument("directory", metavar="DIR", help="one subfolder, zip or file per entry")
     p.add_argument("--truth", required=True, metavar="STORE", help="store with the responses")
@@ -192,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", default=None, metavar="OUTDIR", help="where to write (default: DIR)"
     )
     p.add_argument("--title", default="SENSORIUM leaderboard")
+    _add_scored_frames(p, detect=True)
     _add_storage(p)
     return parser
 
@@ -351,6 +382,7 @@ def _score(args: argparse.Namespace) -> int:
         args.truth,
         mouse=args.mouse,
         skip=args.skip,
+        scored_frames=args.scored_frames,
         strict_neuron_order=not args.any_neuron_order,
         storage_options=args.storage_options,
     )
@@ -371,6 +403,7 @@ def _ground_truth(args: argparse.Namespace) -> int:
             mice=args.mice,
             tiers=args.tiers,
             skip=args.skip,
+            scored_frames=args.scored_frames,
             column=args.column,
             overwrite=args.overwrite,
             storage_options=args.storage_options,
@@ -382,6 +415,16 @@ def _ground_truth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submission(args: argparse.Namespace) -> int:
+    from .submission import fix_submission
+
+    renames = fix_submission(args.folder, make_zips=not args.no_zips, dry_run=args.dry_run)
+    verb = "would rename" if args.dry_run else "renamed"
+    for old, new in renames:
+        print(f"{verb} {old} -> {new.name}")
+    return 0
+
+
 def _leaderboard(args: argparse.Namespace) -> int:
     from .scoring import leaderboard
 
@@ -390,6 +433,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
         args.truth,
         out_dir=args.output,
         title=args.title,
+        scored_frames=args.scored_frames,
         storage_options=args.storage_options,
     )
     print(board.to_markdown(), end="")
@@ -407,6 +451,7 @@ _COMMANDS = {
     "demo": _demo,
     "score": _score,
     "ground-truth": _ground_truth,
+    "submission": _submission,
     "leaderboard": _leaderboard,
 }
 

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from zarr.core.sync import _get_loop, sync
 
 from .chunkread import reader_for
+from .conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
 from .normalize import Normalizer
 from .stores import (
     gather_or_cancel,
@@ -68,6 +69,11 @@ class SampleOptions:
         2023: ignore frames from this index on.
     cut_valid
         2023: cut every key at the trial's valid length (``valid_frames``).
+    scored_frames
+        2023, with ``cut_valid``: ``"competition"`` (default) also drops the last valid frame
+        of every NaN-padded trial, as the competition-era kit's loader did (its frames were
+        the ones scored: 249 of a 300-frame trial, see :mod:`sensorium_data.conventions`);
+        ``"kit-head"`` keeps it, as the 2023 kit at HEAD.
     """
 
     normalize: bool = True
@@ -80,8 +86,10 @@ class SampleOptions:
     frame_offset: int | None = None
     max_frame: int | None = None
     cut_valid: bool = True
+    scored_frames: str = DEFAULT_SCORED_FRAMES
 
     def __post_init__(self) -> None:
+        parse_scored_frames(self.scored_frames)
         if self.scale <= 0:
             raise ValueError(f"scale must be positive, got {self.scale!r}")
         if self.frames is not None and self.frames < 1:
@@ -351,11 +359,10 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
     def _window(self, opened: dict[str, Any], trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and length of each trial's window."""
         n_frames = next(a.shape[-1] for a in opened["arrays"].values())
-        valid = (
-            opened["valid"][trials]
-            if (self.options.cut_valid and opened["valid"] is not None)
-            else np.full(len(trials), n_frames)
-        )
+        if self.options.cut_valid and opened["valid"] is not None:
+            valid = usable_frames(opened["valid"][trials], n_frames, self.options.scored_frames)
+        else:
+            valid = np.full(len(trials), n_frames)
         if self.options.max_frame is not None:
             valid = np.minimum(valid, self.options.max_frame)
         frames = self.options.frames

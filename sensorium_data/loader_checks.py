@@ -137,3 +137,34 @@ def check_frame_options(kinds: Mapping[str, str], options: Mapping[str, Any]) ->
             f"{', '.join(kinds)} {'is a' if len(kinds) == 1 else 'are'} 2022 (static) "
             f"{'mouse' if len(kinds) == 1 else 'mice'}"
         )
+
+
+def check_windows(
+    mouse: str,
+    tier: str,
+    trials: Sequence[int],
+    usable: Sequence[int],
+    *,
+    frames: int | None,
+    frame_offset: int | None,
+    scored_frames: str,
+) -> None:
+    """Every trial of a tier can give a window of ``frames`` frames (from ``frame_offset``).
+
+    ``usable`` holds each trial's frames under the ``scored_frames`` convention (its valid
+    frames, less the last one of a NaN-padded trial under ``"competition"``).
+    """
+    if frames is None:
+        return
+    start = frame_offset or 0
+    short = [(int(t), int(u)) for t, u in zip(trials, usable, strict=True) if start + frames > u]
+    if not short:
+        return
+    shown = ", ".join(f"trial {t} ({u} frames)" for t, u in short[:3])
+    more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+    window = f"frame_offset={start} + frames={frames}" if frame_offset else f"frames={frames}"
+    raise LoaderArgumentError(
+        f"{window}: {len(short)} of the {len(trials)} {tier!r} trials of mouse {mouse} are "
+        f"shorter: {shown}{more} (usable frames with scored_frames={scored_frames!r}); "
+        "pass a smaller frames, or frames=None for whole trials"
+    )

@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
+from .conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
 from .datasets import RESIDENT_BYTES, MouseDataset, SampleOptions
 from .errors import SensoriumDataError
 from .loader_checks import (
+    LoaderArgumentError,
     check_frame_options,
     check_loader_kwargs,
     check_tiers,
+    check_windows,
     parse_names,
     parse_optional_int,
     parse_positive_int,
@@ -105,6 +108,7 @@ def make_loaders(
     frame_offset: int | None = None,
     max_frame: int | None = None,
     cut_valid: bool = True,
+    scored_frames: str = DEFAULT_SCORED_FRAMES,
     stats_source: str = "all",
     threshold_reduction: str = "nanmean",
     areas: Sequence[str] | None = None,
@@ -139,8 +143,12 @@ def make_loaders(
     normalize, scale, include_behavior, include_pupil, frames, frame_offset, max_frame
         See :class:`~sensorium_data.datasets.SampleOptions`. Tiers other than ``train`` use
         ``frame_offset`` (default 0) instead of random windows.
-    cut_valid, stats_source, threshold_reduction
-        Likewise.
+    cut_valid, scored_frames, stats_source, threshold_reduction
+        Likewise. ``scored_frames`` (2023): ``"competition"`` (default) drops the last valid
+        frame of every NaN-padded trial as the competition-era kit did (so whole-trial batches
+        hold the frames the competition scored), ``"kit-head"`` keeps it as the kit at HEAD.
+        A window (``frames``, ``frame_offset``) longer than some trial of a tier is refused
+        here, naming them.
     areas, layers, neuron_ids, n_neurons, neuron_seed
         Neuron selection (see :func:`select_neurons`).
     n_train_images, image_seed
@@ -173,6 +181,10 @@ def make_loaders(
     frames = parse_optional_int("frames", frames, 1)
     frame_offset = parse_optional_int("frame_offset", frame_offset, 0)
     max_frame = parse_optional_int("max_frame", max_frame, 1)
+    try:
+        scored_frames = parse_scored_frames(scored_frames)
+    except ValueError as exc:
+        raise LoaderArgumentError(str(exc)) from None
     check_loader_kwargs(loader_kwargs, _OWN_OPTIONS)
     url = store_url(url)
     layouts = _layouts(url, storage_options, mice, retries)
@@ -199,6 +211,20 @@ def make_loaders(
             if len(trials) == 0:
                 continue
             train = tier == "train"
+            if layout["valid"] is not None and cut_valid:
+                usable = usable_frames(layout["valid"][trials], layout["n_frames"], scored_frames)
+                if max_frame is not None:
+                    usable = np.minimum(usable, max_frame)
+                offset = frame_offset if (train or frame_offset is not None) else 0
+                check_windows(
+                    mouse,
+                    tier,
+                    trials.tolist(),
+                    usable.tolist(),
+                    frames=frames,
+                    frame_offset=offset,
+                    scored_frames=scored_frames,
+                )
             options = SampleOptions(
                 normalize=normalize,
                 stats_source=stats_source,
@@ -212,6 +238,7 @@ def make_loaders(
                 else (0 if frames else None),
                 max_frame=max_frame,
                 cut_valid=cut_valid,
+                scored_frames=scored_frames,
             )
             memory = in_memory is True or (
                 in_memory == "auto" and per_trial * len(trials) <= memory_budget
@@ -271,6 +298,8 @@ def _layouts(
             "tiers": np.array([str(v) for v in group["tiers"][...]]),
             "image_ids": group[image_name][...] if image_name else None,
             "chunk": group[data[0]].chunks[0],
+            "valid": group["valid_frames"][...] if "valid_frames" in group else None,
+            "n_frames": group[data[0]].shape[-1],
             "trial_bytes": sum(
                 int(np.prod(group[k].shape[1:])) * group[k].dtype.itemsize for k in data
             ),

@@ -151,6 +151,7 @@ def leaderboard(
     title: str = "SENSORIUM leaderboard",
     mice: Sequence[str] | None = None,
     skip: int = sub.DEFAULT_SKIP,
+    scored_frames: str | None = None,
     strict_neuron_order: bool = True,
     stimulus_types: Mapping[str, Sequence[str]] | None = None,
     storage_options: dict[str, Any] | None = None,
@@ -162,7 +163,9 @@ def leaderboard(
     :func:`score_submission`; entries that are invalid or cannot be scored are listed with the
     reason. Writes ``leaderboard.md`` (a Markdown table per track, tier and, in 2022, mouse) and
     a self-contained ``leaderboard.html`` to ``out_dir`` (default ``directory``). The other
-    arguments are those of :func:`score_submission`.
+    arguments are those of :func:`score_submission`; with ``scored_frames=None`` each 2023
+    entry is scored on the frames its rows hold (the convention is detected per entry), so pass
+    ``"competition"`` or ``"kit-head"`` to hold every entry to one.
     """
     folder = pathlib.Path(directory)
     if not folder.is_dir():
@@ -176,6 +179,7 @@ def leaderboard(
         truth_store=truth_store,
         mice=mice,
         skip=skip,
+        scored_frames=scored_frames,
         strict_neuron_order=strict_neuron_order,
         stimulus_types=stimulus_types,
         storage_options=storage_options,

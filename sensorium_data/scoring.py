@@ -23,6 +23,7 @@ import numpy as np
 
 from . import metrics
 from . import submission as sub
+from .conventions import describe_scored_frames
 from .errors import SensoriumDataError
 from .normalize import Normalizer
 from .stores import open_mouse, open_statistics
@@ -112,6 +113,13 @@ class ScoreReport:
     scores: tuple[Score, ...]
     tracks: tuple[TrackScore, ...]
     skipped: tuple[str, ...] = ()
+    #: 2023: the convention of the scored frames (:mod:`sensorium_data.conventions`), and
+    #: whether it was detected from the submission's rows rather than given; None for 2022.
+    scored_frames: str | None = None
+    scored_frames_detected: bool = False
+    #: ``(file, official name)`` of files with the 2023 kit's own names: scored, but to be
+    #: renamed before uploading (:func:`sensorium_data.submission.fix_submission`).
+    renames: tuple[tuple[str, str], ...] = ()
 
     def value(
         self, metric: str, tier: str, mouse: str | None = None, stimulus_type: str | None = None
@@ -137,6 +145,9 @@ class ScoreReport:
             "tracks": [plain(t) for t in self.tracks],
             "scores": [plain(s) for s in self.scores],
             "skipped": list(self.skipped),
+            "scored_frames": self.scored_frames,
+            "scored_frames_detected": self.scored_frames_detected,
+            "renames": [list(r) for r in self.renames],
         }
 
     def __str__(self) -> str:
@@ -151,6 +162,14 @@ class ScoreReport:
             tracks.append([t.track, t.tier, t.mouse or every, LABELS[t.metric], _fmt(t.value)])
         title = f"SENSORIUM {self.year} scores of {self.submission} (ground truth: {self.store})"
         text = f"{title}\n\n{_text_table(rows)}\n\nTracks:\n{_text_table(tracks)}"
+        if self.scored_frames is not None:
+            how = "detected from the submission" if self.scored_frames_detected else "as asked"
+            text += f"\nscored frames: {describe_scored_frames(self.scored_frames)}; {how}"
+        for file, official in self.renames:
+            text += (
+                f"\nrename before uploading: {file} is the 2023 kit's name for {official} "
+                "(sensorium-data submission fix renames it)"
+            )
         return text + "".join(f"\nnot scored: {s}" for s in self.skipped)
 
 
@@ -160,9 +179,11 @@ class ScoreReport:
 class _Truth(sub._StoreView):
     """The store's mice, each opened once: normalised responses, repeat groups, stimulus types."""
 
-    def __init__(self, store: Any, storage_options: Any, skip: int, reduction: str) -> None:
+    def __init__(
+        self, store: Any, storage_options: Any, skip: int, scored_frames: str, reduction: str
+    ) -> None:
         super().__init__(store, storage_options)
-        self.skip, self.reduction = skip, reduction
+        self.skip, self.scored_frames, self.reduction = skip, scored_frames, reduction
         self._opened: dict[str, Any] = {}
         self._normalizers: dict[str, Normalizer] = {}
 
@@ -177,7 +198,8 @@ class _Truth(sub._StoreView):
             self._normalizers[m.key] = Normalizer.from_statistics(
                 stats, kind=m.kind, threshold_reduction=self.reduction
             )
-        return sub._tier_responses(self, m, tier, self._normalizers[m.key], self.skip)
+        normalizer = self._normalizers[m.key]
+        return sub._tier_responses(self, m, tier, normalizer, self.skip, self.scored_frames)
 
     def groups(self, m: sub._Mouse, trials: np.ndarray) -> np.ndarray:
         videos = self.dataset(m.key)["videos"].isel(trial=trials).values  # one tier in memory
@@ -325,6 +347,7 @@ def score_submission(
     mouse: str | None = None,
     mice: Sequence[str] | None = None,
     skip: int = sub.DEFAULT_SKIP,
+    scored_frames: str | None = None,
     strict_neuron_order: bool = True,
     stimulus_types: Mapping[str, Sequence[str]] | None = None,
     fev_threshold: float = 0.15,
@@ -335,9 +358,13 @@ def score_submission(
 
     ``mouse``, ``mice``, ``skip`` and ``strict_neuron_order`` are passed to
     ``validate_submission`` (the mouse of flat 2022 CSVs, the mice every 2023 file must hold,
-    unscored first frames, 2023 neuron order). ``stimulus_types`` gives the 2023 bonus types:
-    ``{mouse: one label per trial of the mouse, in file order}``. ``fev_threshold`` selects the
-    neurons of the 2022 FEVE; ``threshold_reduction`` is the response normaliser's.
+    unscored first frames, 2023 neuron order). ``scored_frames`` is where a 2023 trial's scored
+    frames end, ``"competition"`` or ``"kit-head"`` (:mod:`sensorium_data.conventions`); by
+    default (None) it is detected from the rows' lengths and the report says which it is
+    (``report.scored_frames``, ``report.scored_frames_detected``). ``stimulus_types`` gives the
+    2023 bonus types: ``{mouse: one label per trial of the mouse, in file order}``.
+    ``fev_threshold`` selects the neurons of the 2022 FEVE; ``threshold_reduction`` is the
+    response normaliser's.
 
     The report holds, 2022 per mouse and tier: single-trial correlation, correlation to
     average, FEVE; 2023 per tier and mouse and the mean over mice (``mouse=None``):
@@ -349,8 +376,15 @@ def score_submission(
     withheld in the store.
     """
     check = {"mice": mice, "skip": skip, "strict_neuron_order": strict_neuron_order}
-    sub.check_submission(path, truth_store, mouse=mouse, storage_options=storage_options, **check)
-    truth = _Truth(truth_store, storage_options, skip, threshold_reduction)
+    convention = sub.check_submission(
+        path,
+        truth_store,
+        mouse=mouse,
+        scored_frames=scored_frames,
+        storage_options=storage_options,
+        **check,
+    )
+    truth = _Truth(truth_store, storage_options, skip, convention, threshold_reduction)
     read = sub.read_submission(path, mouse=mouse).values()
     parts = [p for by_tier in read for p in by_tier.values()]
     years = {2022 if p.tier in sub.STATIC_TIERS else 2023 for p in parts}
@@ -379,6 +413,9 @@ def score_submission(
         scores=tuple(scores),
         tracks=tuple(_tracks(year, scores)),
         skipped=tuple(notes),
+        scored_frames=convention if year == 2023 else None,
+        scored_frames_detected=year == 2023 and scored_frames is None,
+        renames=tuple(sub.kit_file_renames(path)),
     )
 
 

@@ -123,13 +123,28 @@ def _parser() -> argparse.ArgumentParser:
         help="also write PNGs: per-neuron metrics per tier, readout positions per mouse, the "
         "learning curve of a run folder (needs matplotlib)",
     )
+    _scored_frames(p)
 
     p = sub.add_parser("submit", help="write the official submission files")
     _common(p)
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
     p.add_argument("--out", required=True, metavar="DIR", help="submission folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    _scored_frames(p)
     return parser
+
+
+def _scored_frames(p: argparse.ArgumentParser) -> None:
+    from sensorium_data.conventions import DEFAULT_SCORED_FRAMES, SCORED_FRAMES
+
+    p.add_argument(
+        "--scored-frames",
+        choices=SCORED_FRAMES,
+        default=DEFAULT_SCORED_FRAMES,
+        help="2023: where a trial's scored frames end: 'competition' frames 50..L-2 of each "
+        "NaN-padded trial (249 of 300, as the official solution files), 'kit-head' 50..L-1 "
+        f"(250, the 2023 kit today) (default: {DEFAULT_SCORED_FRAMES})",
+    )
 
 
 _FLAGS = {"max_epochs": "epochs"}  # TrainConfig fields whose flag has another name
@@ -259,6 +274,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.store,
         args.tiers,
         batch_size=args.batch_size,
+        scored_frames=args.scored_frames,
         per_neuron=bool(args.plots),
         storage_options=args.storage_options,
     )
@@ -281,6 +297,7 @@ def _submit(args: argparse.Namespace) -> int:
         args.store,
         args.out,
         overwrite=args.overwrite,
+        scored_frames=args.scored_frames,
         batch_size=args.batch_size,
         storage_options=args.storage_options,
     )

@@ -30,6 +30,11 @@ import numpy as np
 import torch
 
 from sensorium_data import metrics
+from sensorium_data.conventions import (
+    DEFAULT_SCORED_FRAMES,
+    describe_scored_frames,
+    parse_scored_frames,
+)
 from sensorium_data.errors import SensoriumDataError
 from sensorium_data.stores import list_mice, open_mouse
 
@@ -97,8 +102,10 @@ def _run_tiers(
     num_workers: int,
     amp: bool,
     storage_options: Any,
+    scored_frames: str = DEFAULT_SCORED_FRAMES,
 ) -> Iterator[tuple[str, str, Collected]]:
-    """(tier, mouse, collected) for every tier of every mouse that has trials of it."""
+    """(tier, mouse, collected) for every tier of every mouse that has trials of it; 2023
+    trials are cut at their last frame under ``scored_frames``."""
     dev = _device_of(model, device)
     loaders = model_loaders(
         model,
@@ -109,6 +116,7 @@ def _run_tiers(
         scale=scale,
         num_workers=num_workers,
         pin_memory=dev.type == "cuda",
+        scored_frames=scored_frames,
         storage_options=storage_options,
     )
     for tier in tiers:
@@ -192,6 +200,7 @@ def predict(
             num_workers=num_workers,
             amp=amp,
             storage_options=storage_options,
+            scored_frames="kit-head",  # every valid frame
         )
     )
     if not runs:
@@ -306,6 +315,7 @@ def evaluate(
     device: str | torch.device | None = None,
     scale: float | None = None,
     skip: int = metrics.SKIP,
+    scored_frames: str = DEFAULT_SCORED_FRAMES,
     num_workers: int = 0,
     amp: bool = False,
     per_neuron: bool = False,
@@ -323,6 +333,10 @@ def evaluate(
         Default: the model's mice that the store holds.
     skip
         2023: unscored first frames of every trial (50 in the competition).
+    scored_frames
+        2023: where a trial's scored frames end (:mod:`sensorium_data.conventions`):
+        ``"competition"`` (default) frames ``skip .. L-2`` of every NaN-padded trial of valid
+        length ``L``, as the competition scored them; ``"kit-head"`` frames ``skip .. L-1``.
     per_neuron
         Also give every metric per neuron: each tier's entry then holds ``"per_neuron"``:
         ``{mouse: {metric: xarray.DataArray}}``, one value per neuron along ``neuron`` (the
@@ -346,6 +360,8 @@ def evaluate(
     tiers = list(tiers or (STATIC_EVAL_TIERS if kind == "static" else DYNAMIC_EVAL_TIERS))
     chosen = _parse_mice(model, store, mice, storage_options)
     result: dict[str, Any] = {"kind": kind, "tiers": {}, "skipped": []}
+    if kind == "dynamic":
+        result["scored_frames"] = parse_scored_frames(scored_frames)
     seen: set[tuple[str, str]] = set()
     runs = _run_tiers(
         model,
@@ -358,6 +374,7 @@ def evaluate(
         num_workers=num_workers,
         amp=amp,
         storage_options=storage_options,
+        scored_frames=parse_scored_frames(scored_frames),
     )
     for tier, mouse, c in runs:
         seen.add((tier, mouse))
@@ -389,6 +406,8 @@ def format_report(report: Mapping[str, Any]) -> str:
             rows += [(tier, mouse, k, f"{v:.4f}") for k, v in scores.items()]
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if report.get("scored_frames"):
+        lines.append(f"scored frames: {describe_scored_frames(report['scored_frames'])}")
     lines += [f"skipped: {s}" for s in report.get("skipped", [])]
     return "\n".join(lines)
 
@@ -405,6 +424,7 @@ def write_submission(
     tiers: Sequence[str] | None = None,
     overwrite: bool = False,
     skip: int = metrics.SKIP,
+    scored_frames: str = DEFAULT_SCORED_FRAMES,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     scale: float | None = None,
@@ -417,8 +437,9 @@ def write_submission(
     2022: ``submission_file_live_test.csv`` / ``submission_file_final_test.csv`` per mouse
     (:func:`sensorium_data.submission.write_submission_2022`: one mouse directly in ``out_dir``,
     several in per-mouse subfolders). 2023: the main and bonus parquet files and upload zips
-    (:func:`sensorium_data.submission.write_submission_2023`), frames ``skip`` (50) .. valid
-    length.
+    (:func:`sensorium_data.submission.write_submission_2023`), frames ``skip`` (50) to the
+    end of the trial under ``scored_frames`` (``"competition"``: 249 of a padded 300-frame
+    trial, the lengths the official scorer accepted; ``"kit-head"``: 250).
     ``tiers`` default to every test tier the mice have; other arguments as for :func:`predict`.
     Returns the files written.
     """
@@ -444,6 +465,7 @@ def write_submission(
         num_workers=num_workers,
         amp=amp,
         storage_options=storage_options,
+        scored_frames=parse_scored_frames(scored_frames),
     )
     for tier, mouse, c in runs:
         if kind == "static":
@@ -464,6 +486,7 @@ def write_submission(
         store,
         out_dir,
         skip=skip,
+        scored_frames=scored_frames,
         overwrite=overwrite,
         storage_options=storage_options,
     )

@@ -106,6 +106,7 @@ def model_loaders(
     num_workers: int = 0,
     pin_memory: bool = False,
     in_memory: bool | str = "auto",
+    scored_frames: str = "competition",
     storage_options: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """``make_loaders`` with the options a model needs (scale, behaviour channels)."""
@@ -131,6 +132,7 @@ def model_loaders(
         in_memory=in_memory,
         num_workers=num_workers,
         pin_memory=pin_memory,
+        **({"scored_frames": scored_frames} if model_kind(model) == "dynamic" else {}),
         **extra,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sensorium_data as sd
@@ -67,3 +68,55 @@ def test_valid_calls_still_work(store: Path, mice: list[str]) -> None:
     loaders = make_loaders(store, mice=[mice[0]], tiers=["validation"], num_workers=0)
     batch = next(iter(loaders["validation"][mice[0]]))
     assert batch["responses"].shape[1] == 6
+
+
+# ----------------------------------------------------------------------------- 2023 windows
+
+
+@pytest.fixture(scope="module")
+def video_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sd.example_store(
+        tmp_path_factory.mktemp("video"), kind="dynamic", n_mice=1, n_trials=40, n_frames=60
+    )
+
+
+def _usable(store: Path, tier: str, convention: str) -> tuple[list[int], list[int]]:
+    (mouse,) = sd.list_mice(store)
+    ds = sd.open_mouse(store, mouse)
+    trials = np.flatnonzero(ds.tiers.values == tier)
+    valid = ds.valid_frames.values[trials]
+    padded = ds.sizes["frame"]
+    stops = np.where(valid < padded, valid - 1, valid) if convention == "competition" else valid
+    return trials.tolist(), stops.tolist()
+
+
+def test_a_window_longer_than_some_trials_is_refused_when_made(video_store: Path) -> None:
+    trials, usable = _usable(video_store, "train", "competition")
+    frames = max(usable)  # longer than every padded trial (the others fill the padded length)
+    short = [t for t, u in zip(trials, usable, strict=True) if u < frames]
+    assert short  # the store has padded trials
+    with pytest.raises(LoaderArgumentError) as info:
+        make_loaders(video_store, tiers=["train"], frames=frames)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(f"frames={frames}: {len(short)} of the {len(trials)} 'train' trials")
+    assert f"trial {short[0]} ({usable[trials.index(short[0])]} frames)" in text
+    # a fixed window is checked the same way, offset included
+    with pytest.raises(LoaderArgumentError, match=r"frame_offset=5 \+ frames="):
+        make_loaders(video_store, tiers=["train"], frames=frames - 4, frame_offset=5)
+    # a window every trial can give is fine
+    make_loaders(video_store, tiers=["train"], frames=min(usable))
+
+
+def test_scored_frames_decide_whole_trial_lengths(video_store: Path) -> None:
+    for convention in ("competition", "kit-head"):
+        trials, usable = _usable(video_store, "train", convention)
+        loaders = make_loaders(
+            video_store, tiers=["train"], batch_size=64, scored_frames=convention
+        )
+        (loader,) = loaders["train"].values()
+        batch = next(iter(loader))
+        got = dict(zip(batch["trial"].tolist(), batch["valid_frames"].tolist(), strict=True))
+        assert got == dict(zip(trials, usable, strict=True))
+    with pytest.raises(LoaderArgumentError, match="scored_frames must be one of 'competition'"):
+        make_loaders(video_store, scored_frames="kit")

@@ -14,6 +14,7 @@ import html
 import html.parser
 import json
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,14 +225,25 @@ class TestStatic:
 # ----------------------------------------------------------------------------- 2023
 
 
-def expected_2023(mice: dict[str, Mouse], kind: str) -> dict[Any, Any]:
+def scored_stops(m: Mouse, convention: str) -> np.ndarray:
+    """One past each trial's last scored frame: the competition lost the last valid frame of
+    every NaN-padded trial (shorter than the padded length), the kit at HEAD keeps it."""
+    valid, padded = m.valid, m.responses.shape[-1]
+    assert valid is not None
+    return np.where(valid < padded, valid - 1, valid) if convention == "competition" else valid
+
+
+def expected_2023(
+    mice: dict[str, Mouse], kind: str, convention: str = "competition"
+) -> dict[Any, Any]:
     """Independent recomputation over the plain mice, on padded trials with ``skip=50``."""
     plain = {n: m for n, m in mice.items() if n != "competition"}
     preds = {n: predictions_2023(m, kind) for n, m in plain.items()}
+    stops = {n: scored_stops(m, convention) for n, m in plain.items()}
 
     def entry(n: str, tier: str, keep: Any = slice(None)) -> tuple[Any, Any, Any]:
         rows = plain[n].rows(tier)[keep]
-        return plain[n].responses[rows], preds[n][tier][keep], plain[n].valid[rows]
+        return plain[n].responses[rows], preds[n][tier][keep], stops[n][rows]
 
     def single(n: str, tier: str) -> float:
         resp, pred, valid = entry(n, tier)
@@ -311,6 +323,56 @@ class TestDynamic:
         assert ood == approx(expected["live_test_bonus"])
         assert "stimulus type" in str(plain) and "all mice (mean)" in str(plain)
 
+    def test_scored_frames_are_detected_and_reported(self, dynamic: Setup, tmp_path: Path) -> None:
+        # the default writer holds the competition's frames; the scorer detects and says so
+        report = dynamic.report("noise")
+        assert (report.scored_frames, report.scored_frames_detected) == ("competition", True)
+        assert "scored frames: competition" in str(report)
+        assert "detected from the submission" in str(str(report))
+        assert report.to_dict()["scored_frames"] == "competition"
+        # a kit-head submission (every valid frame) is scored on its own frames
+        kit = write_2023(
+            dynamic.store, dynamic.mice, tmp_path / "kit", "noise", scored_frames="kit-head"
+        )
+        report = score_submission(kit, dynamic.store)
+        assert (report.scored_frames, report.scored_frames_detected) == ("kit-head", True)
+        expected = expected_2023(dynamic.mice, "noise", "kit-head")
+        competition = expected_2023(dynamic.mice, "noise")
+        for tier in MAIN + BONUS:
+            value = report.value("single_trial_correlation", tier)
+            assert value == pytest.approx(expected[tier], rel=1e-6)
+        # the conventions differ on NaN-padded trials only (this tier has some; most synthetic
+        # trials fill the padded length, so on those the two agree)
+        value = report.value("single_trial_correlation", "live_test_bonus")
+        assert value != pytest.approx(competition["live_test_bonus"], rel=1e-6)
+        # held to the other convention, every padded trial's row is refused, with the reason
+        with pytest.raises(sub.SubmissionError) as info:
+            score_submission(kit, dynamic.store, scored_frames="competition")
+        assert "the length of scored_frames='kit-head'" in str(info.value)
+        asked = score_submission(kit, dynamic.store, scored_frames="kit-head")
+        assert (asked.scored_frames, asked.scored_frames_detected) == ("kit-head", False)
+        assert "as asked" in str(asked)
+
+    def test_ground_truth_files_carry_their_convention(
+        self, dynamic: Setup, tmp_path: Path
+    ) -> None:
+        plain = dynamic.mice["plain"]
+        for convention in ("competition", "kit-head"):
+            out = tmp_path / convention
+            sub.write_ground_truth(
+                dynamic.store,
+                out,
+                mice=[plain.key],
+                tiers=["live_test_bonus"],
+                scored_frames=convention,
+            )
+            part = sub.read_submission(out)[plain.source]["live_test_bonus"]
+            stops = scored_stops(plain, convention)[part.trial_indices]
+            assert [v.shape[1] for v in part.values] == (stops - 50).tolist()
+            assert (plain.valid[part.trial_indices] < plain.responses.shape[-1]).any()
+            # validation finds the convention from the rows: both files are valid
+            assert sub.check_submission(out, dynamic.store, mice=[plain.key]) == convention
+
     def test_any_row_and_neuron_order(self, dynamic: Setup, tmp_path: Path) -> None:
         rng = np.random.default_rng(3)
         perm = rng.permutation(6)
@@ -349,6 +411,115 @@ class TestDynamic:
 
 
 # ----------------------------------------------------------------------------- leaderboard
+
+
+# ----------------------------------------------------------------------------- the kit's files
+
+
+def write_like_the_kit(official: Path, out: Path) -> list[Path]:
+    """The same predictions as the 2023 kit's ``generate_submission`` writes them: pandas rows of
+    Python lists (``list<list<double>>``), its file names (``sensorium/utility/submission.py``)."""
+    out.mkdir(parents=True)
+    written = []
+    for kit_name, name in sub.KIT_FILE_NAMES.items():
+        if not (official / name).exists():
+            continue
+        table = pq.read_table(official / name).to_pandas()
+        df = pd.DataFrame(
+            {
+                "mouse": table["mouse"].tolist(),
+                "trial_indices": table["trial_indices"].tolist(),
+                "prediction": [
+                    np.stack(p).astype(np.float32).tolist() for p in table["prediction"]
+                ],
+                "neuron_ids": [np.asarray(n, dtype=np.uint32) for n in table["neuron_ids"]],
+            }
+        )
+        df.to_parquet(out / kit_name, compression="brotli", engine="pyarrow", index=False)
+        written.append(out / kit_name)
+    return written
+
+
+class TestKitFiles:
+    def test_the_kits_files_score_as_the_official_ones(
+        self, dynamic: Setup, tmp_path: Path
+    ) -> None:
+        official = dynamic.submission("noise")
+        kit = tmp_path / "kit"
+        written = write_like_the_kit(official, kit)
+        assert len(written) == 4
+        schema = pq.read_schema(written[0])
+        assert schema.field("prediction").type == pa.list_(pa.list_(pa.float64()))
+        assert sub.validate_submission(kit, dynamic.store) == []
+        report, expected = score_submission(kit, dynamic.store), dynamic.report("noise")
+        assert [(s.tier, s.metric, s.mouse, s.stimulus_type) for s in report.scores] == [
+            (s.tier, s.metric, s.mouse, s.stimulus_type) for s in expected.scores
+        ]
+        for got, want in zip(report.scores, expected.scores, strict=True):
+            assert got.value == pytest.approx(want.value, rel=1e-12)
+        # the report says what each file must be called before uploading
+        assert sorted(official for _, official in report.renames) == sorted(
+            p.name for p in official.glob("*.parquet.brotli")
+        )
+        text = str(report)
+        assert "rename before uploading: " in text
+        assert (
+            "predictions_file_live_test_main_main_track.parquet.brotli is the 2023 kit's "
+            "name for predictions_live_main.parquet.brotli" in text
+        )
+        assert dynamic.report("noise").renames == ()
+
+    def test_fix_renames_and_zips(self, dynamic: Setup, tmp_path: Path) -> None:
+        kit = tmp_path / "kit"
+        written = write_like_the_kit(dynamic.submission("noise"), kit)
+        before = {p.name: p.read_bytes() for p in written}
+        assert sub.fix_submission(kit, dry_run=True)
+        assert sorted(p.name for p in kit.iterdir()) == sorted(before)  # dry run: untouched
+        renames = sub.fix_submission(kit)
+        assert {old.name: new.name for old, new in renames} == {
+            k: v for k, v in sub.KIT_FILE_NAMES.items() if k in before
+        }
+        for old, new in renames:
+            assert new.read_bytes() == before[old.name] and not old.exists()
+        names = sorted(p.name for p in kit.iterdir())
+        assert "predictions_main.zip" in names
+        assert "predictions_live_test_bonus_ood.zip" in names
+        assert sub.validate_submission(kit / "predictions_main.zip", dynamic.store) == []
+        assert sub.kit_file_renames(kit) == []
+        with pytest.raises(sub.SubmissionError, match="no file with the 2023 kit's names"):
+            sub.fix_submission(kit)
+
+    def test_fix_never_overwrites(self, dynamic: Setup, tmp_path: Path) -> None:
+        kit = tmp_path / "kit"
+        write_like_the_kit(dynamic.submission("noise"), kit)
+        (kit / "predictions_live_main.parquet.brotli").write_bytes(b"mine")
+        listing = sorted(p.name for p in kit.iterdir())
+        with pytest.raises(sub.SubmissionExistsError, match="predictions_live_main.parquet"):
+            sub.fix_submission(kit)
+        assert sorted(p.name for p in kit.iterdir()) == listing
+        assert (kit / "predictions_live_main.parquet.brotli").read_bytes() == b"mine"
+
+    def test_cli_fix(self, dynamic: Setup, tmp_path: Path) -> None:
+        kit = tmp_path / "kit"
+        write_like_the_kit(dynamic.submission("noise"), kit)
+        done = subprocess.run(
+            ["sensorium-data", "submission", "fix", str(kit)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (
+            "renamed " in done.stdout and "-> predictions_live_main.parquet.brotli" in done.stdout
+        )
+        again = subprocess.run(
+            ["sensorium-data", "submission", "fix", str(kit)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert again.returncode == 1
+        assert again.stderr.count("\n") == 1 and "no file with the 2023 kit's names" in again.stderr
 
 
 class _Checker(html.parser.HTMLParser):

@@ -110,17 +110,24 @@ def dynamic_predictions(
         rows = []
         for i in np.flatnonzero(m["tiers"] == tier):
             valid = int(m["valid_frames"][i])
-            length = {"scored": valid - SKIP, "valid": valid, "padded": t_max}[frames]
+            stop = scored_stop(valid, t_max)
+            length = {"scored": stop - SKIP, "valid": valid, "padded": t_max}[frames]
             rows.append(rng.normal(size=(n, length)).astype(np.float32))
         out[tier] = rows
     return out
+
+
+def scored_stop(valid: int, t_max: int = 80, convention: str = "competition") -> int:
+    """One past the last scored frame: the competition's scorer lost the last valid frame of
+    every NaN-padded trial (shorter than ``t_max``); the kit at HEAD keeps it."""
+    return valid - 1 if convention == "competition" and valid < t_max else valid
 
 
 def scored(rows: list[np.ndarray], store: Path, mouse: str, tier: str) -> list[np.ndarray]:
     """The scored frames of full-length (valid or padded) per-trial predictions."""
     m = meta(store, mouse)
     valid = m["valid_frames"][m["tiers"] == tier]
-    return [r[:, SKIP : int(v)] for r, v in zip(rows, valid, strict=True)]
+    return [r[:, SKIP : scored_stop(int(v))] for r, v in zip(rows, valid, strict=True)]
 
 
 MAIN = ("live_test_main", "final_test_main")
@@ -306,7 +313,7 @@ class TestWrite2023:
         m = meta(dynamic_store, sources[row["mouse"]])
         prediction = np.asarray(row["prediction"].tolist())
         valid = int(m["valid_frames"][row["trial_indices"]])
-        assert prediction.shape == (m["unit_ids"].size, valid - SKIP)
+        assert prediction.shape == (m["unit_ids"].size, scored_stop(valid) - SKIP)
         assert row["neuron_ids"].dtype == np.uint32
         np.testing.assert_array_equal(row["neuron_ids"], m["unit_ids"])
         schema = pq.read_schema(dynamic_files / LIVE_MAIN)
@@ -596,7 +603,9 @@ class TestValidate2023:
         assert FINAL_MAIN in only(problems, "file_missing")[0].message
 
     def test_scored_frames_follow_skip(self, dynamic_store: Path, dynamic_files: Path) -> None:
-        problems = sub.validate_submission(dynamic_files / LIVE_MAIN, dynamic_store, skip=SKIP + 1)
+        problems = sub.validate_submission(
+            dynamic_files / LIVE_MAIN, dynamic_store, skip=SKIP + 1, scored_frames="competition"
+        )
         assert codes(problems) == {"shape"}
         assert len(problems) == len(pd.read_parquet(dynamic_files / LIVE_MAIN))
 
@@ -695,7 +704,8 @@ class TestGroundTruth:
         assert part.column == "responses"
         for i, values in zip(part.trial_indices, part.values, strict=True):
             full = normalizer("responses", ds["responses"].values[[i]])[0]
-            np.testing.assert_array_equal(values, full[:, SKIP : int(m["valid_frames"][i])])
+            stop = scored_stop(int(m["valid_frames"][i]))
+            np.testing.assert_array_equal(values, full[:, SKIP:stop])
         problems = sub.validate_submission(
             tmp_path / "solutions_live_main.parquet.brotli", dynamic_store, mice=[plain]
         )

@@ -21,12 +21,17 @@ numpy, pandas and pyarrow only (no torch). The formats are those of SENSORIUM_FO
 
 Decisions where the format document is silent or the sources differ:
 
-- 2023 frames: a row holds the SCORED frames only, ``T_eval = valid_frames - skip`` (``skip=50``),
-  frames ``skip .. valid_frames - 1`` of the trial, as the kit's ``generate_submission`` writes
-  them (the last ``valid - 50`` frames of the cut video) and as the official scorer's shape
-  check asks (``(n_neurons, video_frames - 50)``). Writers also accept a trial's whole valid
-  part (``valid_frames`` frames) or the padded trial (``T_max`` frames) and cut them. If a
-  reference counts 249 scored frames for 300, pass ``skip=51``.
+- 2023 frames: a row holds the SCORED frames only, frames ``skip`` (50) to the end of the trial
+  under a convention (:mod:`sensorium_data.conventions`, ``scored_frames=``):
+  ``"competition"`` (default) ends at ``L-2`` for every NaN-padded trial of valid length ``L``
+  (249 of 300: the competition-era kit lost that frame, and the official solution files and
+  the scorer's shape check have these lengths), ``"kit-head"`` at ``L-1`` (250, the kit
+  today). Writers also accept a trial's whole valid part or the padded trial and cut them;
+  validation and scoring detect the convention from the rows. ``skip=51`` is not the
+  competition's window (it scores frames 51 .. L-1).
+- The 2023 kit's own file names (``predictions_file_{tier}_{track}_track.parquet.brotli``) are
+  read as the official files they stand for (:data:`KIT_FILE_NAMES`); :func:`fix_submission`
+  renames them for upload.
 - Ground truth: 2022 ``ground_truth_file_test.csv`` / ``ground_truth_file_final_test.csv``
   with a ``responses`` column (the kit's ``generate_ground_truth_file``); 2023
   ``solutions_<same stem>.parquet.brotli`` (the official scorer's names) laid out like the
@@ -47,7 +52,8 @@ from __future__ import annotations
 from ._store import _Mouse as _Mouse
 from ._store import _StoreView as _StoreView
 from ._store import _strings as _strings
-from .names import DEFAULT_SKIP, FILE_SPECS, FileSpec, file_name
+from .fix import fix_submission, kit_file_renames
+from .names import DEFAULT_SKIP, FILE_SPECS, KIT_FILE_NAMES, FileSpec, file_name
 from .names import DYNAMIC_TIERS as DYNAMIC_TIERS
 from .names import MAIN_ZIP as MAIN_ZIP
 from .names import STATIC_TIERS as STATIC_TIERS
@@ -66,6 +72,7 @@ from .writers import write_submission_2022, write_submission_2023
 __all__ = [
     "DEFAULT_SKIP",
     "FILE_SPECS",
+    "KIT_FILE_NAMES",
     "FileSpec",
     "Problem",
     "SubmissionError",
@@ -74,6 +81,8 @@ __all__ = [
     "SubmissionPart",
     "check_submission",
     "file_name",
+    "fix_submission",
+    "kit_file_renames",
     "read_submission",
     "validate_submission",
     "write_ground_truth",

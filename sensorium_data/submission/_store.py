@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..conventions import usable_frames
 from ..stores import list_mice, open_mouse, resolve_mouse
 
 _IMAGE_ID_NAMES = ("frame_image_id", "image_id", "colorframeprojector_image_id")
@@ -34,10 +35,18 @@ class _Mouse:
         """File indices of the trials of ``tier``, ascending."""
         return np.flatnonzero(self.tiers == tier)
 
-    def scored_frames(self, index: int, skip: int) -> int:
-        """2023: the scored frames of trial ``index`` (its valid frames less ``skip``)."""
+    def valid(self, index: int) -> int:
+        """2023: the valid frames of trial ``index``."""
         valid = self.n_frames if self.valid_frames is None else self.valid_frames[index]
-        return int(valid) - skip  # type: ignore[arg-type]
+        return int(valid)  # type: ignore[arg-type]
+
+    def scored_stop(self, index: int, scored_frames: str) -> int:
+        """2023: one past the last scored frame of trial ``index`` under a convention."""
+        return int(usable_frames(self.valid(index), self.n_frames, scored_frames))
+
+    def scored_frames(self, index: int, skip: int, scored_frames: str) -> int:
+        """2023: how many frames of trial ``index`` are scored (``skip .. scored_stop - 1``)."""
+        return self.scored_stop(index, scored_frames) - skip
 
 
 def _strings(values: np.ndarray) -> np.ndarray:

@@ -64,6 +64,28 @@ FILE_SPECS: dict[str, FileSpec] = {
 }
 
 
+#: The names the 2023 kit's own ``generate_submission`` writes
+#: (``predictions_file_{tier}_{track}_track.parquet.brotli``, track ``main`` or ``ood``) -> the
+#: official names the scorer and the kit's README ask for. Read and scored as those; rename them
+#: before uploading (:func:`~sensorium_data.submission.fix_submission`).
+KIT_FILE_NAMES: dict[str, str] = {
+    f"predictions_file_{tier}_{'main' if tier.endswith('main') else 'ood'}_track.parquet.brotli": (
+        f"predictions_{stem}.parquet.brotli"
+    )
+    for tier, stem in _STEMS.items()
+}
+
+
+def spec_of(name: str) -> FileSpec | None:
+    """What a file name stands for: an official name, or the kit's name of an official file."""
+    return FILE_SPECS.get(KIT_FILE_NAMES.get(name, name))
+
+
+def official_name(name: str) -> str:
+    """The official name of a file (the kit's names mapped, others unchanged)."""
+    return KIT_FILE_NAMES.get(name, name)
+
+
 def file_name(tier: str, *, ground_truth: bool = False) -> str:
     """The official file name of ``tier`` (``test`` -> ``submission_file_live_test.csv``)."""
     for name, spec in FILE_SPECS.items():

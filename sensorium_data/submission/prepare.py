@@ -56,20 +56,25 @@ def _check_finite(array: np.ndarray, label: str, errors: list[str]) -> None:
         errors.append(f"{label}: {bad} NaN or infinite value(s)")
 
 
-def _fit_frames(array: np.ndarray, m: _Mouse, index: int, skip: int) -> np.ndarray | str:
-    """The scored frames of one trial given ``T_eval``, ``valid`` or ``T_max`` frames."""
-    t_eval, n = m.scored_frames(index, skip), m.unit_ids.size
-    valid = t_eval + skip
+def _fit_frames(
+    array: np.ndarray, m: _Mouse, index: int, skip: int, scored_frames: str
+) -> np.ndarray | str:
+    """The scored frames of one trial given those frames, the valid ones or the padded ones."""
+    n, valid, stop = m.unit_ids.size, m.valid(index), m.scored_stop(index, scored_frames)
+    t_eval = stop - skip
     if array.ndim != 2 or array.shape[0] != n:
         return f"expected (n_neurons={n}, frames) with time last, found {array.shape}"
     if t_eval < 1:
-        return f"the trial has {valid} valid frames, none left to score after skip={skip}"
+        return f"the trial has {stop} usable frames, none left to score after skip={skip}"
     length = array.shape[1]
-    if length in (t_eval, valid, m.n_frames):
-        return array if length == t_eval else array[:, skip:valid]
+    if length == t_eval:
+        return array
+    if length in (stop, valid, m.n_frames):
+        return array[:, skip:stop]
+    which = f"frames {skip} .. {stop - 1}, scored_frames={scored_frames!r}"
     return (
-        f"expected {t_eval} scored frames (valid {valid} - skip {skip}), or the {valid} valid "
-        f"frames, or the {m.n_frames} padded frames; found {length}"
+        f"expected {t_eval} scored frames ({which}), or the {valid} valid frames, or the "
+        f"{m.n_frames} padded frames; found {length}"
     )
 
 
@@ -112,7 +117,9 @@ def _prepare_2022(m: _Mouse, tier: str, pred: Any, errors: list[str]) -> list[An
     return rows
 
 
-def _prepare_2023(m: _Mouse, tier: str, pred: Any, skip: int, errors: list[str]) -> list[Any]:
+def _prepare_2023(
+    m: _Mouse, tier: str, pred: Any, skip: int, scored_frames: str, errors: list[str]
+) -> list[Any]:
     """Rows of a 2023 file, checked: one (n_neurons, T_eval) float32 array per trial."""
     label = f"mouse {m.key} tier {tier!r}"
     trials = m.trials(tier)
@@ -121,7 +128,7 @@ def _prepare_2023(m: _Mouse, tier: str, pred: Any, skip: int, errors: list[str])
     rows = []
     for i, value in zip(trials, _per_trial(pred, trials, label, errors), strict=False):
         array = _numeric(value, f"{label} trial {i}", errors, np.float32)
-        fitted = "" if array is None else _fit_frames(array, m, int(i), skip)
+        fitted = "" if array is None else _fit_frames(array, m, int(i), skip, scored_frames)
         if isinstance(fitted, str) and fitted:
             errors.append(f"{label} trial {i}: {fitted}")
         elif not isinstance(fitted, str):

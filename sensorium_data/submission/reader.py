@@ -7,13 +7,13 @@ import pathlib
 import zipfile
 from typing import Any
 
-from .names import FILE_SPECS, FileSpec
+from .names import FILE_SPECS, FileSpec, official_name, spec_of
 from .parse import SubmissionPart, _Entry, _read_csv, _read_parquet
 from .problems import Problem, SubmissionFormatError, _listing
 
 
 def _spec_of(file: str, name: str) -> tuple[FileSpec | None, list[Problem]]:
-    spec = FILE_SPECS.get(name)
+    spec = spec_of(name)
     if spec is not None:
         return spec, []
     message = f"not an official file name; expected one of {', '.join(FILE_SPECS)}"
@@ -39,7 +39,9 @@ def _zip_entries(path: pathlib.Path) -> tuple[list[_Entry], list[Problem]]:
             spec, found = _spec_of(file, pathlib.PurePosixPath(info.filename).name)
             problems += found
             entries += [_Entry(file, spec, zf.read(info), None)] if spec else []
-    present = {pathlib.PurePosixPath(e.file.rsplit(":", 1)[-1]).name for e in entries}
+    present = {
+        official_name(pathlib.PurePosixPath(e.file.rsplit(":", 1)[-1]).name) for e in entries
+    }
     mains = [n for n, s in FILE_SPECS.items() if s.track == "main" and not s.ground_truth]
     for name in sorted(set(mains) - present) if present & set(mains) else []:
         message = f"the main-track zip holds no {name}; it must hold {' and '.join(mains)}"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames
 from ..normalize import Normalizer
 from ..stores import open_statistics
 from ._store import _Mouse, _StoreView
@@ -21,7 +22,13 @@ from .writers import _mouse_table, _write_csv_files, _write_parquet_files
 
 
 def _tier_responses(
-    view: _StoreView, m: _Mouse, tier: str, normalizer: Normalizer, skip: int, block: int = 16
+    view: _StoreView,
+    m: _Mouse,
+    tier: str,
+    normalizer: Normalizer,
+    skip: int,
+    scored_frames: str,
+    block: int = 16,
 ) -> list[np.ndarray] | None:
     """Normalised responses of the tier's trials (2023: scored frames), or None if withheld."""
     trials = m.trials(tier)
@@ -36,7 +43,8 @@ def _tier_responses(
         if m.kind == "static":
             rows += list(values)
         else:
-            rows += [v[:, skip : m.scored_frames(i, 0)] for v, i in zip(values, index, strict=True)]
+            stops = [m.scored_stop(i, scored_frames) for i in index]
+            rows += [v[:, skip:stop] for v, stop in zip(values, stops, strict=True)]
     return rows if held else None
 
 
@@ -47,6 +55,7 @@ def write_ground_truth(
     mice: Sequence[str] | None = None,
     tiers: Sequence[str] | None = None,
     skip: int = DEFAULT_SKIP,
+    scored_frames: str = DEFAULT_SCORED_FRAMES,
     column: str = "responses",
     threshold_reduction: str = "nanmean",
     overwrite: bool = False,
@@ -72,7 +81,12 @@ def write_ground_truth(
         final main and bonus tiers). Tiers without trials, or whose responses are all zero
         (withheld, as in competition mice), are skipped.
     skip
-        2023: unscored first frames; rows hold frames ``skip .. valid_frames - 1``.
+        2023: unscored first frames.
+    scored_frames
+        2023: where the scored frames end (:mod:`sensorium_data.conventions`):
+        ``"competition"`` (default) rows hold frames ``skip .. L-2`` of every NaN-padded trial
+        of valid length ``L`` (249 of a 300-frame trial), as the official solution files;
+        ``"kit-head"`` frames ``skip .. L-1`` (250), as the 2023 kit at HEAD.
     column
         2023: name of the responses column, ``"responses"``, or ``"prediction"`` as in the
         official scorer's solution files. 2022 files always use ``responses``.
@@ -93,6 +107,7 @@ def write_ground_truth(
     ``x * precision`` with the ``all`` statistics; 2023 per neuron and frame, normalising the
     whole padded trial before cutting it, as the kit does.
     """
+    scored_frames = parse_scored_frames(scored_frames)
     view = _StoreView(store, storage_options)
     keys = [view.key(m) for m in mice] if mice is not None else list(view.attrs)
     static: list[tuple[_Mouse, str, list[np.ndarray]]] = []
@@ -105,7 +120,7 @@ def write_ground_truth(
         )
         default = STATIC_TIERS if m.kind == "static" else DYNAMIC_TIERS
         for tier in [t for t in tiers or default if t in default and m.trials(t).size]:
-            rows = _tier_responses(view, m, tier, normalizer, skip)
+            rows = _tier_responses(view, m, tier, normalizer, skip, scored_frames)
             if rows is not None and m.kind == "static":
                 static.append((m, tier, rows))
             elif rows is not None:

@@ -11,6 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from ..conventions import (
+    DEFAULT_SCORED_FRAMES,
+    SCORED_FRAMES,
+    describe_scored_frames,
+    parse_scored_frames,
+)
 from ._store import _Mouse, _StoreView
 from .names import DEFAULT_SKIP, STATIC_TIERS, file_name
 from .parse import SubmissionPart, _Entry
@@ -81,9 +87,14 @@ def _check_neurons(
 
 
 def _check_values(
-    part: SubmissionPart, expected: Mapping[int, tuple[int, ...]], mouse: str, skip_rows: set[int]
+    part: SubmissionPart,
+    expected: Mapping[int, tuple[int, ...]],
+    mouse: str,
+    skip_rows: set[int],
+    hints: Mapping[int, str] | None = None,
 ) -> list[Problem]:
-    """Shape, NaN and inf of every row; ``expected`` maps entry -> shape."""
+    """Shape, NaN and inf of every row; ``expected`` maps entry -> shape, ``hints`` entry ->
+    what else the shape would fit (added to a shape problem)."""
     problems = []
     for j, value in enumerate(part.values):
         row = int(part.rows[j])
@@ -93,6 +104,8 @@ def _check_values(
         at = functools.partial(Problem, file=part.file, mouse=mouse, row=row, trial=trial)
         if j in expected and value.shape != expected[j]:
             message = f"{part.column} has shape {value.shape}, expected {expected[j]}"
+            if hints and j in hints and value.shape[1:] == (hints[j][0],):
+                message += hints[j][1]
             problems.append(at(code="shape", message=message))
         if value.dtype.kind == "f":
             for code, bad in (("nan", np.isnan(value)), ("inf", np.isinf(value))):
@@ -154,10 +167,16 @@ def _validate_2023(
     *,
     mice: Sequence[str] | None,
     skip: int,
+    scored_frames: str,
     strict_neuron_order: bool,
     skip_rows: set[int],
 ) -> list[Problem]:
     tier = entry.spec.tier
+    other = next(c for c in SCORED_FRAMES if c != scored_frames)
+    hint = (
+        f" (the length of scored_frames={other!r}, {describe_scored_frames(other, skip)}; "
+        f"this check uses scored_frames={scored_frames!r})"
+    )
     if mice is None:
         expected = [k for k in view.keys("dynamic") if view.get(k).trials(tier).size]
     else:
@@ -180,9 +199,38 @@ def _validate_2023(
         matched, found = _check_trials(part, trials.tolist(), trials, m.source)
         problems += found
         problems += _check_neurons(part, m.unit_ids, m.source, ordered=strict_neuron_order)
-        shapes = {j: (m.unit_ids.size, m.scored_frames(i, skip)) for j, i in matched.items()}
-        problems += _check_values(part, shapes, m.source, skip_rows)
+        n = m.unit_ids.size
+        shapes = {j: (n, m.scored_frames(i, skip, scored_frames)) for j, i in matched.items()}
+        hints = {j: (m.scored_frames(i, skip, other), hint) for j, i in matched.items()}
+        problems += _check_values(part, shapes, m.source, skip_rows, hints)
     return problems
+
+
+def _detect_scored_frames(
+    read: Sequence[tuple[_Entry, Sequence[SubmissionPart]]], view: _StoreView, skip: int
+) -> str | None:
+    """The convention most 2023 rows follow, counting only the rows of trials where the two
+    conventions differ (NaN-padded trials); None when there are none."""
+    votes: collections.Counter[str] = collections.Counter()
+    for entry, parts in read:
+        if entry.spec.year != 2023:
+            continue
+        for part in parts:
+            key = view.by_source.get(str(part.mouse))
+            if key is None:
+                continue
+            m = view.get(key)
+            trials = {str(t): int(t) for t in m.trials(entry.spec.tier).tolist()}
+            for j, value in enumerate(part.values):
+                i = trials.get(str(part.trial_indices[j].item()))
+                if i is None or value.ndim != 2:
+                    continue
+                lengths = {m.scored_frames(i, skip, c): c for c in SCORED_FRAMES}
+                if len(lengths) > 1 and value.shape[1] in lengths:
+                    votes[lengths[value.shape[1]]] += 1
+    if not votes:
+        return None
+    return max(SCORED_FRAMES, key=lambda c: votes[c])  # a tie keeps the default (first)
 
 
 def _static_file_set(groups: Mapping[tuple[str, bool], tuple[_Mouse, set[str]]]) -> list[Problem]:
@@ -207,6 +255,7 @@ def validate_submission(
     mouse: str | None = None,
     mice: Sequence[str] | None = None,
     skip: int = DEFAULT_SKIP,
+    scored_frames: str | None = None,
     strict_neuron_order: bool = True,
     storage_options: dict[str, Any] | None = None,
 ) -> list[Problem]:
@@ -226,7 +275,13 @@ def validate_submission(
         2023: the mice every file must hold. Default: every dynamic mouse of the store with
         trials of the file's tier.
     skip
-        Unscored first frames of a 2023 trial: rows must be ``(n_neurons, valid_frames - skip)``.
+        Unscored first frames of a 2023 trial.
+    scored_frames
+        2023: where a trial's scored frames end (:mod:`sensorium_data.conventions`), so rows
+        must be ``(n_neurons, frames)`` with frames ``skip .. L-2`` of every NaN-padded trial
+        of valid length ``L`` (``"competition"``, 249 of 300) or ``skip .. L-1``
+        (``"kit-head"``, 250). Default None: the convention most rows follow (the competition's
+        when they agree); :func:`check_submission` returns it.
     strict_neuron_order
         2023: neuron ids must be in ``unit_ids`` order (a permutation is a problem).
     storage_options
@@ -242,8 +297,28 @@ def validate_submission(
         ``unit_ids`` set without duplicates; 2023 in ``unit_ids`` order), the shape of every
         row, NaN and inf.
     """
+    return _validate(
+        path, store, mouse, mice, skip, scored_frames, strict_neuron_order, storage_options
+    )[0]
+
+
+def _validate(
+    path: str | os.PathLike[str],
+    store: Any,
+    mouse: str | None,
+    mice: Sequence[str] | None,
+    skip: int,
+    scored_frames: str | None,
+    strict_neuron_order: bool,
+    storage_options: dict[str, Any] | None,
+) -> tuple[list[Problem], str]:
+    """The problems, and the 2023 convention used (given or detected)."""
     view = _StoreView(store, storage_options)
     read, problems = _read_all(path, mouse)
+    if scored_frames is None:
+        scored_frames = _detect_scored_frames(read, view, skip) or DEFAULT_SCORED_FRAMES
+    else:
+        scored_frames = parse_scored_frames(scored_frames)
     skip_rows: dict[str, set[int]] = collections.defaultdict(set)
     for p in problems:
         if p.code in ("parse", "shape") and p.row is not None:
@@ -257,6 +332,7 @@ def validate_submission(
                 view,
                 mice=mice,
                 skip=skip,
+                scored_frames=scored_frames,
                 strict_neuron_order=strict_neuron_order,
                 skip_rows=skip_rows[entry.file],
             )
@@ -266,12 +342,27 @@ def validate_submission(
         if m is not None and pathlib.Path(path).is_dir():
             group = (str(pathlib.Path(entry.file).parent), entry.spec.ground_truth)
             groups.setdefault(group, (m, set()))[1].add(pathlib.Path(entry.file).name)
-    return problems + _static_file_set(groups)
+    return problems + _static_file_set(groups), scored_frames
 
 
-def check_submission(path: str | os.PathLike[str], store: Any, **options: Any) -> None:
-    """Raise :class:`SubmissionError` listing every problem :func:`validate_submission` finds."""
-    problems = validate_submission(path, store, **options)
+def check_submission(
+    path: str | os.PathLike[str],
+    store: Any,
+    *,
+    mouse: str | None = None,
+    mice: Sequence[str] | None = None,
+    skip: int = DEFAULT_SKIP,
+    scored_frames: str | None = None,
+    strict_neuron_order: bool = True,
+    storage_options: dict[str, Any] | None = None,
+) -> str:
+    """Raise :class:`SubmissionError` listing every problem :func:`validate_submission` finds;
+    return the 2023 ``scored_frames`` convention the rows were checked against (given, or
+    detected when ``scored_frames`` is None)."""
+    problems, convention = _validate(
+        path, store, mouse, mice, skip, scored_frames, strict_neuron_order, storage_options
+    )
     if problems:
         message = _listing(f"{path} is not a valid submission", problems)
         raise SubmissionError(message, problems)
+    return convention

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames
 from ._store import _Mouse, _StoreView
 from .names import DEFAULT_SKIP, DYNAMIC_TIERS, FILE_SPECS, MAIN_ZIP, STATIC_TIERS, file_name
 from .prepare import _prepare_2022, _prepare_2023, _raise_errors, _resolve
@@ -214,6 +215,7 @@ def write_submission_2023(
     out_dir: str | os.PathLike[str],
     *,
     skip: int = DEFAULT_SKIP,
+    scored_frames: str = DEFAULT_SCORED_FRAMES,
     make_zips: bool = True,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
@@ -231,14 +233,19 @@ def write_submission_2023(
         mice given for its tier. ``predictions`` per tier: a sequence (or array) of per-trial
         arrays ``(n_neurons, frames)``, time last, neurons in store order, trials in ascending
         file-index order; or a mapping ``{file index: array}``. ``frames`` is the trial's scored
-        frames (``valid_frames - skip``, written as given), its valid frames or the padded
-        ``T_max`` frames (both cut to frames ``skip .. valid_frames - 1``). Cast to float32.
+        frames (written as given), or its valid frames or the padded ``T_max`` frames (cut to
+        the scored frames). Cast to float32.
     store
         The converted store (path or URL).
     out_dir
         Output folder, created if missing.
     skip
         Unscored first frames of every trial (50 in the competition).
+    scored_frames
+        Where the scored frames end (:mod:`sensorium_data.conventions`): ``"competition"``
+        (default) frames ``skip .. L-2`` of every NaN-padded trial of valid length ``L``, 249 of
+        a 300-frame trial, the lengths the official scorer accepted; ``"kit-head"`` frames
+        ``skip .. L-1`` (250), as the 2023 kit writes them today.
     make_zips
         Also write the upload zips: ``predictions_main.zip`` holding the main-track files,
         and one zip per bonus file (``predictions_live_test_bonus_ood.zip``, ...), members at
@@ -258,6 +265,7 @@ def write_submission_2023(
     SubmissionError
         Listing every problem with the predictions; nothing is written.
     """
+    scored_frames = parse_scored_frames(scored_frames)
     view = _StoreView(store, storage_options)
     resolved = _resolve(view, predictions, "dynamic", DYNAMIC_TIERS)
     errors: list[str] = []
@@ -267,7 +275,7 @@ def write_submission_2023(
         for key, by_tier in resolved.items()
         if tier in by_tier
     ]
-    rows = [_prepare_2023(m, tier, p, skip, errors) for m, tier, p in jobs]
+    rows = [_prepare_2023(m, tier, p, skip, scored_frames, errors) for m, tier, p in jobs]
     _raise_errors(errors)
     files: dict[str, list[pa.Table]] = {}
     for (m, tier, _), trial_rows in zip(jobs, rows, strict=True):
