@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._argparse import HelpFormatter, cli_words, examples
 from .errors import SensoriumDataError
 from .schema import SHUFFLES
 
@@ -74,12 +75,21 @@ def _add_storage(p: argparse.ArgumentParser, *, sources: bool = False) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sensorium-data",
-        description="Convert, inspect and verify SENSORIUM data stores.",
+        description="Convert, inspect and verify SENSORIUM data stores; score submissions.",
+        formatter_class=HelpFormatter,
+        epilog="example:\n  sensorium-data demo\n  sensorium-data convert --help",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("convert", help="official file trees (folders or zips) -> Zarr v3 store")
+    p = sub.add_parser(
+        "convert",
+        help="official file trees (folders or zips) -> Zarr v3 store",
+        **examples(
+            "sensorium-data convert trees/static*.zip -o sensorium.zarr",
+            "sensorium-data convert https://example.org/dynamic29156-Video-...zip -o s3://bucket/s.zarr",
+        ),
+    )
     p.add_argument("sources", nargs="+", metavar="SRC", help="tree folder or .zip, path or URL")
     p.add_argument("-o", "--output", required=True, metavar="STORE", help="store path or URL")
     p.add_argument("--overwrite", action="store_true", help="replace mice the store already holds")
@@ -89,14 +99,34 @@ def _parser() -> argparse.ArgumentParser:
         help="threads (default), processes, synchronous, or a dask.distributed "
         "scheduler address such as tcp://10.0.0.5:8786",
     )
-    p.add_argument("--workers", type=int, default=None, help="local threads/processes")
-    p.add_argument("--trials-per-chunk", type=int, default=None)
-    p.add_argument("--trials-per-shard", type=int, default=None)
-    p.add_argument("--frames-per-chunk", type=int, default=None)
     p.add_argument(
-        "--compressor", default="lz4", choices=["lz4", "lz4hc", "zstd", "blosclz", "zlib"]
+        "--workers", type=int, default=None, help="local threads/processes (default: one per core)"
     )
-    p.add_argument("--clevel", type=int, default=5)
+    p.add_argument(
+        "--trials-per-chunk",
+        type=int,
+        default=None,
+        help="trials in one chunk (default: chosen per array, about 1 MiB a chunk)",
+    )
+    p.add_argument(
+        "--trials-per-shard",
+        type=int,
+        default=None,
+        help="trials in one shard file (default: chosen per array, tens of MiB a shard)",
+    )
+    p.add_argument(
+        "--frames-per-chunk",
+        type=int,
+        default=None,
+        help="2023: frames in one chunk (default: the whole trial)",
+    )
+    p.add_argument(
+        "--compressor",
+        default="lz4",
+        choices=["lz4", "lz4hc", "zstd", "blosclz", "zlib"],
+        help="blosc codec of every array",
+    )
+    p.add_argument("--clevel", type=int, default=5, help="blosc compression level, 0-9")
     p.add_argument(
         "--shuffle",
         default="auto",
@@ -116,46 +146,90 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-scaled-images", action="store_true", help="store no rescaled copy of the images"
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_storage(p, sources=True)
 
-    p = sub.add_parser("verify", help="compare a store with its source trees, value by value")
-    p.add_argument("store", metavar="STORE")
-    p.add_argument("sources", nargs="+", metavar="SRC")
-    p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser(
+        "verify",
+        help="compare a store with its source trees, value by value",
+        **examples("sensorium-data verify sensorium.zarr trees/static*.zip"),
+    )
+    p.add_argument("store", metavar="STORE", help="store path or URL")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="the trees it was converted from")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_storage(p, sources=True)
 
-    p = sub.add_parser("info", help="summarise a store: mice, tiers, variables, chunks, sizes")
-    p.add_argument("store", metavar="URL")
+    p = sub.add_parser(
+        "info",
+        help="summarise a store: mice, tiers, variables, chunks, sizes",
+        **examples(
+            "sensorium-data info sensorium.zarr", "sensorium-data info https://host/sensorium.zarr"
+        ),
+    )
+    p.add_argument("store", metavar="URL", help="store path or URL")
     _add_storage(p)
 
-    p = sub.add_parser("export", help="write a mouse back as the official file tree")
-    p.add_argument("store", metavar="STORE")
+    p = sub.add_parser(
+        "export",
+        help="write a mouse back as the official file tree",
+        **examples("sensorium-data export sensorium.zarr 26872-17-20 trees/"),
+    )
+    p.add_argument("store", metavar="STORE", help="store path or URL")
     p.add_argument("mouse", metavar="MOUSE", help="short data key, e.g. 26872-17-20")
     p.add_argument("dest", metavar="DEST", help="local folder; the tree goes to DEST/<name>")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_storage(p)
 
-    p = sub.add_parser("synth", help="write synthetic file trees in the official layout")
-    p.add_argument("out", metavar="OUT")
+    p = sub.add_parser(
+        "synth",
+        help="write synthetic file trees in the official layout",
+        **examples("sensorium-data synth trees --kind static --mice 2 --zip"),
+    )
+    from .synthetic import _DEFAULTS
+
+    st, dy = _DEFAULTS["static"], _DEFAULTS["dynamic"]
+    p.add_argument("out", metavar="OUT", help="folder for the trees (created if missing)")
     p.add_argument(
         "--kind",
         required=True,
         choices=["static", "dynamic"],
         help="static: 2022 images; dynamic: 2023 videos",
     )
-    p.add_argument("--mice", type=int, default=1)
-    p.add_argument("--trials", type=int, default=None)
-    p.add_argument("--neurons", type=int, default=None)
-    p.add_argument("--frames", type=int, default=None, help="dynamic: frames per trial (T_max)")
-    p.add_argument("--image-size", type=_size, default=None, metavar="HxW")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mice", type=int, default=1, help="number of mice")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help=f"trials per mouse (default: {st[0]} static, {dy[0]} dynamic)",
+    )
+    p.add_argument(
+        "--neurons",
+        type=int,
+        default=None,
+        help=f"neurons per mouse (default: {st[1]} static, {dy[1]} dynamic)",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help=f"dynamic: frames per trial, T_max (default: {dy[2]})",
+    )
+    p.add_argument(
+        "--image-size",
+        type=_size,
+        default=None,
+        metavar="HxW",
+        help="stimulus size (default: {}x{} static, {}x{} dynamic)".format(*st[3], *dy[3]),
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (mouse keys, data)")
     p.add_argument("--zip", action="store_true", help="write .zip files like the releases")
+    p.add_argument("--overwrite", action="store_true", help="replace trees of the same name in OUT")
     p.add_argument(
         "--competition",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="make every mouse a competition mouse (withheld test responses)",
+        help="make every mouse a competition mouse (withheld test responses), or none "
+        "(default: the last mouse when there are two or more)",
     )
     p.add_argument(
         "--behavior-gain",
@@ -170,10 +244,26 @@ def _parser() -> argparse.ArgumentParser:
         help="receptive-field shift per s.d. of eye position, grid pixels (default 1.5; 0: none)",
     )
 
-    p = sub.add_parser("demo", help="synthetic data -> convert -> open -> summary")
-    p.add_argument("--workdir", default=None, help="folder to work in (default: a temporary one)")
+    p = sub.add_parser(
+        "demo",
+        help="synthetic data -> convert -> open -> summary",
+        **examples("sensorium-data demo --workdir demo/"),
+    )
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="folder to keep the trees and the store in (default: a temporary one, removed at "
+        "the end)",
+    )
 
-    p = sub.add_parser("score", help="validate a submission and score it with the official metrics")
+    p = sub.add_parser(
+        "score",
+        help="validate a submission and score it with the official metrics",
+        **examples(
+            "sensorium-data score submission/ --truth sensorium.zarr --json scores.json",
+            "sensorium-data score predictions_main.zip --truth sensorium.zarr",
+        ),
+    )
     p.add_argument("submission", metavar="SUBMISSION", help="submission file, zip or folder")
     p.add_argument("--truth", required=True, metavar="STORE", help="store with the responses")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
@@ -185,8 +275,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_storage(p)
 
-    p = sub.add_parser("ground-truth", help="write the official ground-truth files of a store")
-    p.add_argument("store", metavar="STORE")
+    p = sub.add_parser(
+        "ground-truth",
+        help="write the official ground-truth files of a store",
+        **examples("sensorium-data ground-truth sensorium.zarr -o ground_truth/"),
+    )
+    p.add_argument("store", metavar="STORE", help="store path or URL")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--mice", nargs="+", default=None, metavar="MOUSE", help="default: all")
     p.add_argument(
@@ -203,25 +297,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     _add_storage(p)
 
-    p = sub.add_parser("submission", help="tidy submission files for upload")
-    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    p = sub.add_parser(
+        "submission",
+        help="tidy submission files for upload",
+        **examples("sensorium-data submission fix submission/"),
+    )
+    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True, help="what to do")
     q = tasks.add_parser(
         "fix",
         help="rename the 2023 kit's predictions_file_..._track.parquet.brotli files to the "
         "official names and write the upload zips",
-        epilog="example: sensorium-data submission fix submission/",
+        **examples("sensorium-data submission fix submission/"),
     )
     q.add_argument("folder", metavar="FOLDER", help="folder holding the kit's files")
     q.add_argument("--no-zips", action="store_true", help="rename only, write no upload zips")
     q.add_argument("--dry-run", action="store_true", help="only say what would be renamed")
 
-    p = sub.add_parser("leaderboard", help="score every submission in a folder and rank them")
+    p = sub.add_parser(
+        "leaderboard",
+        help="score every submission in a folder and rank them",
+        **examples("sensorium-data leaderboard submissions/ --truth sensorium.zarr"),
+    )
     p.add_argument("directory", metavar="DIR", help="one subfolder, zip or file per entry")
     p.add_argument("--truth", required=True, metavar="STORE", help="store with the responses")
     p.add_argument(
         "-o", "--output", default=None, metavar="OUTDIR", help="where to write (default: DIR)"
     )
-    p.add_argument("--title", default="SENSORIUM leaderboard")
+    p.add_argument("--title", default="SENSORIUM leaderboard", help="heading of the tables")
     _add_scored_frames(p, detect=True)
     _add_storage(p)
     return parser
@@ -242,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_COMMANDS[args.command](args) or 0)
     except (SensoriumDataError, OSError, ValueError) as exc:
-        print(f"sensorium-data {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sensorium-data {args.command}: error: {cli_words(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
@@ -336,6 +438,7 @@ def _synth(args: argparse.Namespace) -> int:
         competition=args.competition,
         behavior_gain=args.behavior_gain,
         shift_scale=args.shift_scale,
+        overwrite=args.overwrite,
         progress=True,
     )
     for path in paths:
@@ -371,6 +474,13 @@ def _demo(args: argparse.Namespace) -> int:
         )
         print()
         print(describe_store(store))
+        if args.workdir:
+            print(f"\nkept in {work}: open it with sensorium_data.open_mouse({str(store)!r}, ...)")
+        else:
+            print(
+                f"\n{work} is a temporary folder, removed now; pass --workdir DIR to keep the "
+                "trees and the store"
+            )
         return 1 if problems else 0
 
 

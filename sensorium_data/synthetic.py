@@ -537,6 +537,7 @@ def synthesize(
     competition: bool | None = None,
     behavior_gain: float | None = None,
     shift_scale: float | None = None,
+    overwrite: bool = True,
     progress: bool = False,
 ) -> list[pathlib.Path]:
     """Write synthetic SENSORIUM recordings, one per mouse, in the official file layout.
@@ -551,7 +552,8 @@ def synthesize(
         ``meta/trials/*.npy`` and ``meta/statistics/<key>/all/{mean,std,min,max,median}.npy``
         (2022 also ``stimulus_frame/``). Mouse keys look like ``90421-7-3``: distinct per mouse,
         drawn from ``seed``; the 32-hex suffix is shared by the mice of one call, as in a release.
-        An existing tree or zip of the same name is replaced.
+        An existing tree or zip of the same name is replaced (``overwrite=False``: a
+        ``FileExistsError`` naming them, nothing written).
     kind : {"static", "dynamic"}
         ``"static"`` (2022): per trial ``images`` (1, H, W) integer-valued 0-255,
         ``responses`` (n_neurons,), ``behavior`` (3,) = pupil dilation, its derivative, running
@@ -663,6 +665,23 @@ def synthesize(
     animals = call_rng.choice(np.arange(90001, 100000), size=args.n_mice, replace=False)
     shared = _shared_stimuli(args, call_rng)
     digest = args.digest()
+    ids_of = [
+        (int(animals[m]), int(call_rng.integers(1, 21)), int(call_rng.integers(1, 21)))
+        for m in range(args.n_mice)
+    ]
+    kind_name = "GrayImageNet" if args.kind == "static" else "Video"
+    names = [f"{args.kind}{'-'.join(map(str, ids))}-{kind_name}-{digest}" for ids in ids_of]
+    if not overwrite:
+        found = [
+            str(root / f"{n}{suffix}")
+            for n in names
+            for suffix in ("", ".zip")
+            if (root / f"{n}{suffix}").exists()
+        ]
+        if found:
+            raise FileExistsError(
+                f"{', '.join(found)} already exist(s); pass overwrite=True to replace them"
+            )
     if progress:
         from tqdm import tqdm
 
@@ -673,14 +692,8 @@ def synthesize(
         bar = _NoBar()
     written = []
     try:
-        for m in range(args.n_mice):
-            ids = (int(animals[m]), int(call_rng.integers(1, 21)), int(call_rng.integers(1, 21)))
+        for m, (ids, name) in enumerate(zip(ids_of, names, strict=True)):
             key = "-".join(map(str, ids))
-            name = (
-                f"static{key}-GrayImageNet-{digest}"
-                if args.kind == "static"
-                else f"dynamic{key}-Video-{digest}"
-            )
             mouse = _make_mouse(args, m, key, root / name, shared, seqs[m + 1], bar)
             _write_mouse(mouse, ids)
             written.append(

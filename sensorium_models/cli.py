@@ -70,10 +70,20 @@ def _positive_float(text: str) -> float:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, metavar="URL", help="converted store, path or URL")
     p.add_argument(
-        "--storage-options", type=_json_dict, default=None, metavar="JSON", help="fsspec options"
+        "--storage-options",
+        type=_json_dict,
+        default=None,
+        metavar="JSON",
+        help='fsspec options of the store, e.g. \'{"endpoint_url": "http://..."}\'',
     )
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda:0, ...")
-    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B")
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="B",
+        help="trials per batch (default: the model's, 128 images or 8 videos when evaluating)",
+    )
 
 
 def _version() -> str:
@@ -86,21 +96,68 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=_PROG, description="Train, evaluate and submit SENSORIUM baselines.")
+    from sensorium_data._argparse import HelpFormatter, examples
+
+    from .configs import NAMED_CONFIGS
+
+    parser = _Parser(
+        prog=_PROG,
+        description="Train, evaluate and submit SENSORIUM baselines.",
+        formatter_class=HelpFormatter,
+        epilog="example:\n  sensorium-models train --store sensorium.zarr --model sensorium-sota",
+    )
     parser.add_argument("--version", action="version", version=_version(), help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train a model on a store (resumes an interrupted run)")
+    p = sub.add_parser(
+        "train",
+        help="train a model on a store (resumes an interrupted run)",
+        **examples(
+            "sensorium-models train --store sensorium.zarr --model sensorium-sota --out runs/sota",
+            "sensorium-models train --store videos.zarr --model video-gru --epochs 5",
+        ),
+    )
     _common(p)
-    p.add_argument("--model", required=True, metavar="NAME", help="e.g. sensorium-sota")
-    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/NAME)")
-    p.add_argument("--mice", nargs="+", default=None, metavar="MOUSE")
-    p.add_argument("--epochs", type=_positive_int, default=None, metavar="N", help="max epochs")
-    p.add_argument("--lr", type=_positive_float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--frames", type=_positive_int, default=None, help="2023 window length")
-    p.add_argument("--patience", type=_positive_int, default=None)
-    p.add_argument("--num-workers", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME",
+        help=f"the model to train, one of: {', '.join(NAMED_CONFIGS)}",
+    )
+    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/NAME)")
+    p.add_argument(
+        "--mice", nargs="+", default=None, metavar="MOUSE", help="mice to train on (default: all)"
+    )
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="most epochs (default: 200; early stopping usually ends sooner)",
+    )
+    p.add_argument(
+        "--lr", type=_positive_float, default=None, help="learning rate (default: the model's)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 42)")
+    p.add_argument(
+        "--frames",
+        type=_positive_int,
+        default=None,
+        help="2023: training window length in frames (default: 80, as the kits)",
+    )
+    p.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="epochs without improvement before the learning rate decays (default: 5)",
+    )
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="DataLoader worker processes (default: 0, reading ahead in a thread)",
+    )
     p.add_argument(
         "--overrides",
         type=_json_dict,
@@ -111,10 +168,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="start over in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("evaluate", help="official metrics of a trained model")
+    p = sub.add_parser(
+        "evaluate",
+        help="official metrics of a trained model",
+        **examples(
+            "sensorium-models evaluate --store sensorium.zarr --checkpoint runs/sota "
+            "--json scores.json --plots plots/"
+        ),
+    )
     _common(p)
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
-    p.add_argument("--tiers", nargs="+", default=None, metavar="TIER")
+    p.add_argument(
+        "--tiers",
+        nargs="+",
+        default=None,
+        metavar="TIER",
+        help="tiers to score (default: 2022 validation, test, final_test; 2023 oracle and the "
+        "test tiers)",
+    )
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
     p.add_argument(
         "--plots",
@@ -125,7 +196,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     _scored_frames(p)
 
-    p = sub.add_parser("submit", help="write the official submission files")
+    p = sub.add_parser(
+        "submit",
+        help="write the official submission files",
+        **examples(
+            "sensorium-models submit --store sensorium.zarr --checkpoint runs/sota "
+            "--out submission/"
+        ),
+    )
     _common(p)
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
     p.add_argument("--out", required=True, metavar="DIR", help="submission folder")

@@ -112,6 +112,9 @@ def test_demo_console_script(tmp_path: Path) -> None:
     assert "3. verify: store equals its sources" in proc.stdout
     assert proc.stdout.count("complete)") == 3
     assert np.isfinite(float(proc.stdout.split("mean train response per neuron ")[1].split()[0]))
+    # the store stays where the user asked, and the demo says how to open it
+    assert f"kept in {tmp_path}: open it with sensorium_data.open_mouse(" in proc.stdout
+    assert (tmp_path / "sensorium.zarr" / "zarr.json").is_file()
 
 
 def test_convert_scaled_image_options(tmp_path: Path, synth_trees: list[Path], capsys) -> None:
@@ -145,3 +148,75 @@ def test_version_of_both_commands(command: str) -> None:
     done = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == version("sensorium-data")
+
+
+# ----------------------------------------------------------------------------- help and flags
+
+
+def _subparsers(parser) -> dict:
+    import argparse
+
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    out = {}
+    for name, sub in action.choices.items():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        out.update({f"{name} {k}": v for k, v in nested[0].choices.items()} if nested else {})
+        out[name] = sub
+    return out
+
+
+@pytest.mark.parametrize("module", ["sensorium_data.cli", "sensorium_models.cli"])
+def test_every_option_says_what_it_does_and_each_command_shows_an_example(module: str) -> None:
+    import importlib
+
+    cli = importlib.import_module(module)
+    prog = "sensorium-data" if module.startswith("sensorium_data") else "sensorium-models"
+    commands = _subparsers(cli._parser())
+    assert len(commands) >= (10 if prog == "sensorium-data" else 3)
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"{prog} {name}: {action.option_strings or action.dest}"
+        text = sub.format_help()
+        example = text.split("example:\n", 1)
+        assert len(example) == 2, f"{prog} {name} --help shows no example"
+        assert example[1].strip().startswith(f"{prog} {name.split()[0]}"), (name, example[1])
+
+
+def test_help_shows_defaults() -> None:
+    from sensorium_data.cli import _parser
+    from sensorium_models.cli import _parser as models_parser
+    from sensorium_models.configs import NAMED_CONFIGS
+    from sensorium_models.training import TrainConfig
+
+    data = _subparsers(_parser())
+    assert "blosc compression level, 0-9 (default: 5)" in " ".join(
+        data["convert"].format_help().split()
+    )
+    models = _subparsers(models_parser())
+    train = " ".join(models["train"].format_help().split()).replace("- ", "-")
+    assert f"one of: {', '.join(NAMED_CONFIGS)}" in train
+    cfg = TrainConfig()
+    for flag, value in (
+        ("--epochs", cfg.max_epochs),
+        ("--seed", cfg.seed),
+        ("--frames", cfg.frames),
+        ("--patience", cfg.patience),
+    ):
+        assert f"(default: {value}" in train.split(flag, 2)[2], flag
+
+
+def test_synth_refuses_to_overwrite_without_the_flag(tmp_path: Path, capsys) -> None:
+    args = ["synth", str(tmp_path), "--kind", "static", "--trials", "40", "--neurons", "4"]
+    args += ["--image-size", "36x64"]
+    assert main(args) == 0
+    (tree,) = [Path(line) for line in capsys.readouterr().out.split()]
+    marker = tree / "meta" / "mine.txt"
+    marker.write_text("keep me")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tree) in err and "pass --overwrite" in err
+    assert "overwrite=True" not in err
+    assert marker.read_text() == "keep me"
+    assert main([*args, "--overwrite"]) == 0
+    assert not marker.exists()
