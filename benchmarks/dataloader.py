@@ -6,7 +6,7 @@ What it measures, on a synthetic 2022 (``static``) and 2023 (``dynamic``) mouse:
   ``include_behavior``; 2023: batch 8, ``frames=80``, normalised, ``include_behavior``) for
   ``--workers`` (default 0, 1 and 2; ``multiprocessing_context="fork"``), reading the store
   from local disk; from local disk through :class:`LatencyStore`, which adds 20 or 50 ms to
-  every request (cloud latency without a slow server in the way, as DESIGN.md advises); over
+  every request (cloud latency without a slow server in the way); over
   HTTP from :class:`tests.servers.RangeHTTPServer`; and from a moto S3 server on 127.0.0.1
   (about 170 requests/s whatever the load: a correctness row, not a cloud figure). Per
   configuration: time to first batch (from ``iter(loader)``), samples/s and MB/s (bytes of the

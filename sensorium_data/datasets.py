@@ -46,7 +46,7 @@ MAX_PENDING = 8
 
 @dataclass(frozen=True, kw_only=True)
 class SampleOptions:
-    """How a sample is made, as in the official loaders (SENSORIUM_FORMAT.md section 2).
+    """How a sample is made, as in the official loaders (docs/format.md, normalisation).
 
     Attributes
     ----------

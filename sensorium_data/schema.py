@@ -1,7 +1,8 @@
 """The store schema: dimension names, labels, naming rules and chunking, declared as data.
 
 Every other part (converter, opener, verifier, exporter, loaders) asks this module how a file
-tree maps onto the store, so the mapping lives in one place. See DESIGN.md for the contract.
+tree maps onto the store, so the mapping lives in one place (the README's "The store" section
+describes the layout it declares).
 """
 
 from __future__ import annotations

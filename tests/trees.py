@@ -1,4 +1,4 @@
-"""Minimal official file trees written from SENSORIUM_FORMAT.md (not from the generator).
+"""Minimal official file trees written from docs/format.md (not from the generator).
 
 ``write_tree`` writes a small valid tree of either year; tests then break one rule at a time.
 """

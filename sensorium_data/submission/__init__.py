@@ -1,6 +1,6 @@
 """Submission and ground-truth files of the SENSORIUM competitions: write, read and validate.
 
-numpy, pandas and pyarrow only (no torch). The formats are those of SENSORIUM_FORMAT.md section 4.
+numpy, pandas and pyarrow only (no torch). The formats are those of docs/format.md.
 
 2022 (static images)
     One CSV per tier and mouse, ``submission_file_live_test.csv`` (tier ``test``) and
