@@ -17,11 +17,14 @@ import numpy as np
 
 from .errors import InvalidFileTreeError
 from .npyio import load_npy, parse_npy_header
+from .schema import statistic_problem
 from .sources import TreeSource, open_source
 
 __all__ = ["FileTree", "TrialSpec", "open_tree", "read_trial_block", "short_data_key"]
 
 _TRIAL_FILE = re.compile(r"^(0|[1-9][0-9]*)\.npy$")
+#: Deepest nesting of ``config.json`` kept (the releases' is ``{"links": {}}``: 2 levels).
+MAX_CONFIG_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class FileTree:
         The parsed ``config.json`` or ``None``.
     extra_files
         Other files of the tree (kept verbatim by the converter), relative paths.
+    file_sizes
+        ``{path: bytes}`` of the tree's files (hidden ones left out).
     source_bytes
         Total size of the tree's files (uncompressed).
     """
@@ -83,6 +88,7 @@ class FileTree:
         self.name = source.name
         self.data_key = short_data_key(self.name)
         sizes = {f: n for f, n in source.file_sizes().items() if not _is_hidden(f)}
+        self.file_sizes = sizes
         self.source_bytes = sum(sizes.values())
         files = sorted(sizes)
         self._trial_files, other = self._scan_data(files)
@@ -102,6 +108,8 @@ class FileTree:
         self._read_meta(other)
         self.n_neurons = self._count_neurons()
         self._check_meta_lengths()
+        self._check_tiers()
+        self._check_statistics()
 
     # -- layout -------------------------------------------------------------------------------
     def _scan_data(self, files: list[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -131,9 +139,12 @@ class FileTree:
         counts = {k: len(v) for k, v in per_key.items()}
         if len(set(counts.values())) > 1:
             listing = ", ".join(f"data/{k}: {n}" for k, n in sorted(counts.items()))
+            every = set().union(*per_key.values())
+            key = min(k for k in sorted(per_key) if per_key[k] != every)
             raise InvalidFileTreeError(
-                f"{self.source.describe()}: data keys hold unequal numbers of trial files "
-                f"({listing}); every data/<key>/ must hold the same trials"
+                f"{self.describe(self.trial_path(key, min(every - per_key[key])))}: trial file "
+                f"is missing; data keys hold unequal numbers of trial files ({listing}); every "
+                "data/<key>/ must hold the same trials"
             )
         for key, idx in sorted(per_key.items()):
             n = len(idx)
@@ -177,15 +188,26 @@ class FileTree:
         for f in files:
             if f == "config.json":
                 self.extra_files.append(f)  # kept verbatim for export
-                try:
-                    self.config = json.loads(self.source.read(f))
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise InvalidFileTreeError(
-                        f"{self.describe(f)}: invalid JSON ({exc})"
-                    ) from None
+                self.config = self._read_config(f)
             elif f not in meta:
                 self.extra_files.append(f)
         self.extra_files.sort()
+
+    def _read_config(self, path: str) -> Any:
+        """The parsed ``config.json`` (stored in the mouse's attributes, so kept shallow)."""
+        too_deep = (
+            f"{self.describe(path)}: JSON nested more than {MAX_CONFIG_DEPTH} levels deep; the "
+            'official config.json is {"links": {...}}'
+        )
+        try:
+            config = json.loads(self.source.read(path))
+        except RecursionError:
+            raise InvalidFileTreeError(too_deep) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidFileTreeError(f"{self.describe(path)}: invalid JSON ({exc})") from None
+        if _json_depth(config) > MAX_CONFIG_DEPTH:
+            raise InvalidFileTreeError(too_deep)
+        return config
 
     def _count_neurons(self) -> int:
         if "responses" in self.specs and self.specs["responses"].shape:
@@ -207,6 +229,37 @@ class FileTree:
                         f"has {n} {what}; meta/{folder} arrays need one entry per {what[:-1]}"
                     )
 
+    def _check_tiers(self) -> None:
+        """Every loader selects trials by ``meta/trials/tiers.npy``: it must be there."""
+        path = self.describe("meta/trials/tiers.npy")
+        tiers = self.meta_trials.get("tiers")
+        if tiers is None:
+            raise InvalidFileTreeError(
+                f"{path}: file is missing; every tree needs the tier of each trial (train, "
+                "validation, test, ...), by which the loaders select trials"
+            )
+        strings = tiers.dtype.kind == "U" or (
+            tiers.dtype == object and all(isinstance(v, str) for v in tiers.flat)
+        )
+        if tiers.ndim != 1 or not strings:
+            raise InvalidFileTreeError(
+                f"{path}: holds {tiers.dtype}{tiers.shape}; expected one tier name per trial "
+                "(strings such as 'train')"
+            )
+
+    def _check_statistics(self) -> None:
+        """Statistics the normaliser uses must fit the trials of their data key."""
+        for key, subs in sorted(self.statistics.items()):
+            spec = self.specs.get(key)
+            for sub, stats in sorted(subs.items()):
+                for stat, arr in sorted(stats.items()):
+                    problem = spec and statistic_problem(
+                        self.kind, key, arr.shape, arr.dtype, spec.shape
+                    )
+                    if problem:
+                        path = f"meta/statistics/{key}/{sub}/{stat}.npy"
+                        raise InvalidFileTreeError(f"{self.describe(path)}: {problem}")
+
     # -- reading ------------------------------------------------------------------------------
     @staticmethod
     def trial_path(key: str, index: int) -> str:
@@ -224,6 +277,19 @@ class FileTree:
             f"<FileTree {self.name}: {self.kind}, {self.n_trials} trials, {self.n_neurons} "
             f"neurons, keys {self.data_keys}>"
         )
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+    return deepest
 
 
 def read_trial_block(
