@@ -27,6 +27,10 @@ _JUNK_PREFIXES = ("__MACOSX/",)
 #: Largest zip member read (uncompressed). The largest file of the releases is about 10 MB; a
 #: member announcing more is refused before it is inflated (a zip bomb would be read in full).
 MAX_MEMBER_BYTES = 256 * 2**20
+#: Largest ratio of inflated to compressed bytes of a whole zip that inflates past
+#: ``MAX_MEMBER_BYTES`` (many members each under the limit). The releases' videos and images
+#: barely compress; even all-zero withheld responses stay under 1100:1, and they are a fraction.
+MAX_ZIP_RATIO = 100
 _ZIP_READ_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -172,7 +176,8 @@ class ZipSource(TreeSource):
             zf = zipfile.ZipFile(fobj)
         except _ZIP_READ_ERRORS as exc:
             fobj.close()
-            raise InvalidFileTreeError(f"{self.url}: not a valid zip file ({exc})") from None
+            why = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else exc
+            raise InvalidFileTreeError(f"{self.url}: not a valid zip file ({why})") from None
         top, members = _zip_layout(zf, self.url)
         return {"zip": zf, "top": top, "members": members, "fobj": fobj}
 
@@ -236,6 +241,14 @@ def _zip_layout(zf: zipfile.ZipFile, url: str) -> tuple[str, dict[str, zipfile.Z
     }
     for info in members.values():
         _check_member(info, url)
+    inflated = sum(i.file_size for i in members.values())
+    compressed = sum(i.compress_size for i in members.values())
+    if inflated > MAX_MEMBER_BYTES and inflated > MAX_ZIP_RATIO * max(compressed, 1):
+        raise InvalidFileTreeError(
+            f"{url}: its {len(members)} files inflate to {inflated:,} bytes from {compressed:,} "
+            f"compressed, over {MAX_ZIP_RATIO} times; refusing it as a zip bomb (unpack it and "
+            "convert the folder if it is meant to be that large)"
+        )
     return top, members
 
 

@@ -103,20 +103,36 @@ def _bomb(path: Path, top: str, member: str, size: int) -> None:
             f.write(zeros)
 
 
-def test_zip_members_inflating_past_the_limit_are_refused_unread(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        (
+            {"README.txt": MAX_MEMBER_BYTES + 2**20},
+            r"!{top}/README.txt: inflates to 269,484,032 bytes \([\d,]+ compressed\), over the 256 "
+            r"MiB limit of a zip member",
+        ),
+        (
+            {f"extra/{k}.bin": 100 * 2**20 for k in range(3)},
+            r": its \d+ files inflate to 31\d,\d+,\d+ bytes from [\d,]+ compressed, over 100 "
+            r"times; refusing it as a zip bomb",
+        ),
+    ],
+    ids=["one-member", "many-members"],
+)
+def test_zip_bombs_are_refused_unread(
+    tmp_path: Path, members: dict[str, int], message: str
+) -> None:
     import resource
 
     root = write_tree(tmp_path)
     src = zip_tree(root)
-    _bomb(src, root.name, "README.txt", MAX_MEMBER_BYTES + (1 << 20))
+    for name, size in members.items():
+        _bomb(src, root.name, name, size)
     assert src.stat().st_size < 2 * 2**20
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(InvalidFileTreeError) as info:
+    with pytest.raises(InvalidFileTreeError, match=message.format(top=root.name)) as info:
         sd.convert([src], tmp_path / "out.zarr", progress=False)
-    assert str(info.value).startswith(
-        f"{src}!{root.name}/README.txt: inflates to 269,484,032 bytes"
-    )
-    assert "over the 256 MiB limit of a zip member" in str(info.value)
+    assert str(info.value).startswith(str(src))
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB
     assert grown < 100 * 1024  # never inflated
     assert not (tmp_path / "out.zarr").exists()
