@@ -97,7 +97,13 @@ class FileTree:
         first = source.read_many([self.trial_path(k, 0) for k in self.data_keys])
         self.specs: dict[str, TrialSpec] = {}
         for key, raw in zip(self.data_keys, first, strict=True):
-            arr = load_npy(raw, self.describe(self.trial_path(key, 0)))
+            name = self.describe(self.trial_path(key, 0))
+            arr = load_npy(raw, name)
+            if arr.dtype.kind not in "biuf":
+                raise InvalidFileTreeError(
+                    f"{name}: holds {arr.dtype} values; trials hold numbers (bool, integer or "
+                    "float), which every trial of the key must share"
+                )
             self.specs[key] = TrialSpec(arr.shape, arr.dtype)
         self.kind = self._detect_kind()
         self.config: dict[str, Any] | None = None
@@ -176,6 +182,11 @@ class FileTree:
         for f, raw in zip(meta, raws, strict=True):
             parts = f.split("/")
             arr = load_npy(raw, self.describe(f))
+            if arr.dtype.kind == "V":
+                raise InvalidFileTreeError(
+                    f"{self.describe(f)}: holds {arr.dtype} (raw bytes or records), which the "
+                    "store cannot keep; meta arrays hold numbers or strings"
+                )
             stem = parts[-1][: -len(".npy")]
             if len(parts) == 3 and parts[1] == "trials":
                 self.meta_trials[stem] = arr

@@ -92,6 +92,11 @@ def _empty_meta_trials(root: Path) -> None:
         path.unlink()
 
 
+def _string_data(root: Path) -> None:
+    for path in (root / "data" / "behavior").iterdir():
+        np.save(path, np.load(path).astype("<U3"))
+
+
 def _nested_config(root: Path) -> None:
     (root / "config.json").write_text("[" * 100_000 + "]" * 100_000)
 
@@ -151,6 +156,17 @@ BREAKERS: dict[str, tuple[Callable[[Path], None], type[Exception], str]] = {
         lambda root: np.save(root / "meta" / "trials" / "tiers.npy", np.zeros(37)),
         InvalidFileTreeError,
         r"meta/trials/tiers.npy: holds float64\(37,\); expected one tier name per trial",
+    ),
+    "string-data": (
+        _string_data,
+        InvalidFileTreeError,
+        r"data/behavior/0.npy: holds <U3 values; trials hold numbers \(bool, integer or float\)",
+    ),
+    "record-meta": (
+        lambda root: np.save(root / "meta" / "trials" / "rec.npy", np.zeros(37, "f4,i2")),
+        InvalidFileTreeError,
+        r"meta/trials/rec.npy: holds \[\('f0', '<f4'\), \('f1', '<i2'\)\] \(raw bytes or "
+        r"records\), which the store cannot keep",
     ),
     "nested-config": (
         _nested_config,
