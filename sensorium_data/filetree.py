@@ -1,8 +1,9 @@
 """Reader of one official SENSORIUM file tree (both years), with its validation.
 
 :class:`FileTree` checks the layout when it is opened (every data key has files ``0..N-1``, meta
-arrays have one entry per trial or neuron, every ``.npy`` parses) and reads blocks of trials on
-demand, checking each trial against trial 0's shape and dtype. Nothing is written anywhere.
+arrays have one entry per trial or neuron, ``meta/trials/tiers.npy`` exists, statistics fit the
+trials, every ``.npy`` parses) and reads blocks of trials on demand, checking each trial against
+trial 0's shape and dtype. Nothing is written anywhere, and nothing outside the tree is read.
 """
 
 from __future__ import annotations
@@ -262,11 +263,11 @@ class FileTree:
         """Statistics the normaliser uses must fit the trials of their data key."""
         for key, subs in sorted(self.statistics.items()):
             spec = self.specs.get(key)
+            if spec is None:  # statistics of a key without data: nothing to fit
+                continue
             for sub, stats in sorted(subs.items()):
                 for stat, arr in sorted(stats.items()):
-                    problem = spec and statistic_problem(
-                        self.kind, key, arr.shape, arr.dtype, spec.shape
-                    )
+                    problem = statistic_problem(self.kind, key, arr.shape, arr.dtype, spec.shape)
                     if problem:
                         path = f"meta/statistics/{key}/{sub}/{stat}.npy"
                         raise InvalidFileTreeError(f"{self.describe(path)}: {problem}")
