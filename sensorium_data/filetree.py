@@ -1,8 +1,9 @@
 """Reader of one official SENSORIUM file tree (both years), with its validation.
 
 :class:`FileTree` checks the layout when it is opened (every data key has files ``0..N-1``, meta
-arrays have one entry per trial or neuron, every ``.npy`` parses) and reads blocks of trials on
-demand, checking each trial against trial 0's shape and dtype. Nothing is written anywhere.
+arrays have one entry per trial or neuron, ``meta/trials/tiers.npy`` exists, statistics fit the
+trials, every ``.npy`` parses) and reads blocks of trials on demand, checking each trial against
+trial 0's shape and dtype. Nothing is written anywhere, and nothing outside the tree is read.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import numpy as np
 
 from .errors import InvalidFileTreeError
 from .npyio import load_npy, parse_npy_header
+from .schema import statistic_problem
 from .sources import TreeSource, open_source
 
 __all__ = ["FileTree", "TrialSpec", "open_tree", "read_trial_block", "short_data_key"]
 
 _TRIAL_FILE = re.compile(r"^(0|[1-9][0-9]*)\.npy$")
+#: Deepest nesting of ``config.json`` kept (the releases' is ``{"links": {}}``: 2 levels).
+MAX_CONFIG_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class FileTree:
         The parsed ``config.json`` or ``None``.
     extra_files
         Other files of the tree (kept verbatim by the converter), relative paths.
+    file_sizes
+        ``{path: bytes}`` of the tree's files (hidden ones left out).
     source_bytes
         Total size of the tree's files (uncompressed).
     """
@@ -83,6 +89,7 @@ class FileTree:
         self.name = source.name
         self.data_key = short_data_key(self.name)
         sizes = {f: n for f, n in source.file_sizes().items() if not _is_hidden(f)}
+        self.file_sizes = sizes
         self.source_bytes = sum(sizes.values())
         files = sorted(sizes)
         self._trial_files, other = self._scan_data(files)
@@ -91,7 +98,13 @@ class FileTree:
         first = source.read_many([self.trial_path(k, 0) for k in self.data_keys])
         self.specs: dict[str, TrialSpec] = {}
         for key, raw in zip(self.data_keys, first, strict=True):
-            arr = load_npy(raw, self.describe(self.trial_path(key, 0)))
+            name = self.describe(self.trial_path(key, 0))
+            arr = load_npy(raw, name)
+            if arr.dtype.kind not in "biuf":
+                raise InvalidFileTreeError(
+                    f"{name}: holds {arr.dtype} values; trials hold numbers (bool, integer or "
+                    "float), which every trial of the key must share"
+                )
             self.specs[key] = TrialSpec(arr.shape, arr.dtype)
         self.kind = self._detect_kind()
         self.config: dict[str, Any] | None = None
@@ -102,6 +115,8 @@ class FileTree:
         self._read_meta(other)
         self.n_neurons = self._count_neurons()
         self._check_meta_lengths()
+        self._check_tiers()
+        self._check_statistics()
 
     # -- layout -------------------------------------------------------------------------------
     def _scan_data(self, files: list[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -131,9 +146,12 @@ class FileTree:
         counts = {k: len(v) for k, v in per_key.items()}
         if len(set(counts.values())) > 1:
             listing = ", ".join(f"data/{k}: {n}" for k, n in sorted(counts.items()))
+            every = set().union(*per_key.values())
+            key = min(k for k in sorted(per_key) if per_key[k] != every)
             raise InvalidFileTreeError(
-                f"{self.source.describe()}: data keys hold unequal numbers of trial files "
-                f"({listing}); every data/<key>/ must hold the same trials"
+                f"{self.describe(self.trial_path(key, min(every - per_key[key])))}: trial file "
+                f"is missing; data keys hold unequal numbers of trial files ({listing}); every "
+                "data/<key>/ must hold the same trials"
             )
         for key, idx in sorted(per_key.items()):
             n = len(idx)
@@ -165,6 +183,11 @@ class FileTree:
         for f, raw in zip(meta, raws, strict=True):
             parts = f.split("/")
             arr = load_npy(raw, self.describe(f))
+            if arr.dtype.kind == "V":
+                raise InvalidFileTreeError(
+                    f"{self.describe(f)}: holds {arr.dtype} (raw bytes or records), which the "
+                    "store cannot keep; meta arrays hold numbers or strings"
+                )
             stem = parts[-1][: -len(".npy")]
             if len(parts) == 3 and parts[1] == "trials":
                 self.meta_trials[stem] = arr
@@ -177,15 +200,26 @@ class FileTree:
         for f in files:
             if f == "config.json":
                 self.extra_files.append(f)  # kept verbatim for export
-                try:
-                    self.config = json.loads(self.source.read(f))
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise InvalidFileTreeError(
-                        f"{self.describe(f)}: invalid JSON ({exc})"
-                    ) from None
+                self.config = self._read_config(f)
             elif f not in meta:
                 self.extra_files.append(f)
         self.extra_files.sort()
+
+    def _read_config(self, path: str) -> Any:
+        """The parsed ``config.json`` (stored in the mouse's attributes, so kept shallow)."""
+        too_deep = (
+            f"{self.describe(path)}: JSON nested more than {MAX_CONFIG_DEPTH} levels deep; the "
+            'official config.json is {"links": {...}}'
+        )
+        try:
+            config = json.loads(self.source.read(path))
+        except RecursionError:
+            raise InvalidFileTreeError(too_deep) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidFileTreeError(f"{self.describe(path)}: invalid JSON ({exc})") from None
+        if _json_depth(config) > MAX_CONFIG_DEPTH:
+            raise InvalidFileTreeError(too_deep)
+        return config
 
     def _count_neurons(self) -> int:
         if "responses" in self.specs and self.specs["responses"].shape:
@@ -207,6 +241,37 @@ class FileTree:
                         f"has {n} {what}; meta/{folder} arrays need one entry per {what[:-1]}"
                     )
 
+    def _check_tiers(self) -> None:
+        """Every loader selects trials by ``meta/trials/tiers.npy``: it must be there."""
+        path = self.describe("meta/trials/tiers.npy")
+        tiers = self.meta_trials.get("tiers")
+        if tiers is None:
+            raise InvalidFileTreeError(
+                f"{path}: file is missing; every tree needs the tier of each trial (train, "
+                "validation, test, ...), by which the loaders select trials"
+            )
+        strings = tiers.dtype.kind == "U" or (
+            tiers.dtype == object and all(isinstance(v, str) for v in tiers.flat)
+        )
+        if tiers.ndim != 1 or not strings:
+            raise InvalidFileTreeError(
+                f"{path}: holds {tiers.dtype}{tiers.shape}; expected one tier name per trial "
+                "(strings such as 'train')"
+            )
+
+    def _check_statistics(self) -> None:
+        """Statistics the normaliser uses must fit the trials of their data key."""
+        for key, subs in sorted(self.statistics.items()):
+            spec = self.specs.get(key)
+            if spec is None:  # statistics of a key without data: nothing to fit
+                continue
+            for sub, stats in sorted(subs.items()):
+                for stat, arr in sorted(stats.items()):
+                    problem = statistic_problem(self.kind, key, arr.shape, arr.dtype, spec.shape)
+                    if problem:
+                        path = f"meta/statistics/{key}/{sub}/{stat}.npy"
+                        raise InvalidFileTreeError(f"{self.describe(path)}: {problem}")
+
     # -- reading ------------------------------------------------------------------------------
     @staticmethod
     def trial_path(key: str, index: int) -> str:
@@ -224,6 +289,19 @@ class FileTree:
             f"<FileTree {self.name}: {self.kind}, {self.n_trials} trials, {self.n_neurons} "
             f"neurons, keys {self.data_keys}>"
         )
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+    return deepest
 
 
 def read_trial_block(

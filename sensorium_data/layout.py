@@ -260,6 +260,8 @@ def _extra_files(tree: FileTree) -> dict[str, str]:
     out: dict[str, str] = {}
     total = 0
     for path in tree.extra_files:
+        if total + tree.file_sizes.get(path, 0) > _MAX_EXTRA_BYTES:
+            break  # sizes from the listing: a file too large to keep is not read at all
         raw = tree.source.read(path)
         total += len(raw)
         if total > _MAX_EXTRA_BYTES:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from .conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
 from .datasets import RESIDENT_BYTES, MouseDataset, SampleOptions
-from .errors import SensoriumDataError
+from .errors import SchemaError, SensoriumDataError
 from .loader_checks import (
     LoaderArgumentError,
     check_frame_options,
@@ -30,7 +30,7 @@ from .loader_checks import (
     parse_positive_int,
 )
 from .samplers import BlockShuffleSampler
-from .stores import open_root, read_mice, resolve_mouse, store_url
+from .stores import check_statistics, open_root, read_mice, resolve_mouse, store_url
 
 __all__ = ["LongCycler", "make_loaders", "select_neurons", "select_trials"]
 
@@ -187,7 +187,7 @@ def make_loaders(
         raise LoaderArgumentError(str(exc)) from None
     check_loader_kwargs(loader_kwargs, _OWN_OPTIONS)
     url = store_url(url)
-    layouts = _layouts(url, storage_options, mice, retries)
+    layouts = _layouts(url, storage_options, mice, retries, normalize)
     check_tiers(tiers, {m: layout["tiers"].tolist() for m, layout in layouts.items()})
     check_frame_options(
         {m: layout["kind"] for m, layout in layouts.items()},
@@ -282,14 +282,26 @@ _OWN_OPTIONS = [
 
 
 def _layouts(
-    url: str, storage_options: dict[str, Any] | None, mice: Sequence[str] | None, retries: int
+    url: str,
+    storage_options: dict[str, Any] | None,
+    mice: Sequence[str] | None,
+    retries: int,
+    normalize: bool,
 ) -> dict[str, dict[str, Any]]:
-    """What selection needs of each mouse: coordinates, tiers, image ids, chunking."""
+    """What selection needs of each mouse: coordinates, tiers, image ids, chunking (and, when
+    normalising, statistics that fit the data: checked from metadata, before any batch)."""
     root, _ = open_root(url, storage_options, retries=retries)
     known = read_mice(root, url)
     out = {}
     for mouse in [resolve_mouse(known, m, url) for m in (mice or list(known))]:
         group = root[mouse]
+        if "tiers" not in group:
+            raise SchemaError(
+                f"{url} mouse {mouse!r}: no 'tiers' coordinate (its tree had no "
+                "meta/trials/tiers.npy); loaders select trials by tier"
+            )
+        if normalize:
+            check_statistics(group, known[mouse], f"{url} mouse {mouse!r}")
         data = [k for k, i in known[mouse]["variables"].items() if i["source"].startswith("data/")]
         image_name = next((n for n in IMAGE_ID_NAMES if n in group), None)
         out[mouse] = {

@@ -100,27 +100,59 @@ class NpyHeader:
 
 
 def parse_npy_header(data: bytes, name: str) -> NpyHeader:
-    """Parse the header of a ``.npy`` file (versions 1.0, 2.0 and 3.0) without evaluating code."""
+    """Parse the header of a ``.npy`` file (versions 1.0, 2.0 and 3.0) without evaluating code.
+
+    Whatever ``np.load`` refuses is refused too: other format versions (minor versions
+    included), a header that is not a dict of exactly ``descr``, ``fortran_order`` and
+    ``shape``, a shape that is not a tuple of integers, a ``fortran_order`` that is not a bool.
+    """
     if data[:6] != _MAGIC or len(data) < 10:
         raise InvalidFileTreeError(f"{name}: not a valid .npy file (no NUMPY magic string)")
-    major = data[6]
+    major, minor = data[6], data[7]
+    if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
+        raise InvalidFileTreeError(
+            f"{name}: unsupported .npy format version {major}.{minor} (numpy reads 1.0, 2.0 "
+            "and 3.0)"
+        )
     if major == 1:
         length, start = int.from_bytes(data[8:10], "little"), 10
-    elif major in (2, 3):
-        length, start = int.from_bytes(data[8:12], "little"), 12
     else:
-        raise InvalidFileTreeError(f"{name}: unsupported .npy format version {major}")
+        length, start = int.from_bytes(data[8:12], "little"), 12
     try:
         text = data[start : start + length].decode("utf8" if major == 3 else "latin1")
         fields = ast.literal_eval(text)
+        _check_header_fields(fields)
         dtype = npy_format.descr_to_dtype(fields["descr"])
-        shape = tuple(int(n) for n in fields["shape"])
-        fortran = bool(fields["fortran_order"])
-    except (ValueError, SyntaxError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (
+        ValueError,
+        SyntaxError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+        UnicodeDecodeError,
+    ) as exc:
         raise InvalidFileTreeError(f"{name}: not a valid .npy file (bad header: {exc})") from None
+    shape, fortran = fields["shape"], fields["fortran_order"]
     if len(data) < start + length or any(n < 0 for n in shape):
         raise InvalidFileTreeError(f"{name}: not a valid .npy file (truncated header)")
-    return NpyHeader(shape, dtype, fortran, start + length)
+    return NpyHeader(tuple(shape), dtype, fortran, start + length)
+
+
+def _check_header_fields(fields: Any) -> None:
+    """numpy's checks of a parsed header (``numpy.lib.format._read_array_header``)."""
+    if not isinstance(fields, dict):
+        raise ValueError(f"header is not a dict: {fields!r:.80}")
+    if set(fields) != {"descr", "fortran_order", "shape"}:
+        raise ValueError(
+            f"header keys {sorted(map(str, fields))} are not descr, fortran_order, shape"
+        )
+    shape = fields["shape"]
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) for n in shape):
+        raise ValueError(f"shape is not a tuple of integers: {shape!r:.80}")
+    if not isinstance(fields["fortran_order"], bool):
+        raise ValueError(f"fortran_order is not a bool: {fields['fortran_order']!r:.80}")
 
 
 def load_npy(data: bytes, name: str) -> np.ndarray:

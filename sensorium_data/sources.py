@@ -8,10 +8,12 @@ worker processes; the open filesystem or zip handle is created lazily once per p
 from __future__ import annotations
 
 import abc
+import lzma
 import os
 import posixpath
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,6 +24,23 @@ from .errors import InvalidFileTreeError
 __all__ = ["DirectorySource", "TreeSource", "ZipSource", "open_source"]
 
 _JUNK_PREFIXES = ("__MACOSX/",)
+#: Largest zip member read (uncompressed). The largest file of the releases is about 10 MB; a
+#: member announcing more is refused before it is inflated (a zip bomb would be read in full).
+MAX_MEMBER_BYTES = 256 * 2**20
+#: Largest ratio of inflated to compressed bytes of a whole zip that inflates past
+#: ``MAX_MEMBER_BYTES`` (many members each under the limit). The releases' videos and images
+#: barely compress; even all-zero withheld responses stay under 1100:1, and they are a fraction.
+MAX_ZIP_RATIO = 100
+_ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
 
 
 class TreeSource(abc.ABC):
@@ -155,9 +174,10 @@ class ZipSource(TreeSource):
             raise InvalidFileTreeError(f"{self.url}: no such file") from None
         try:
             zf = zipfile.ZipFile(fobj)
-        except zipfile.BadZipFile as exc:
+        except _ZIP_READ_ERRORS as exc:
             fobj.close()
-            raise InvalidFileTreeError(f"{self.url}: not a valid zip file ({exc})") from None
+            why = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else exc
+            raise InvalidFileTreeError(f"{self.url}: not a valid zip file ({why})") from None
         top, members = _zip_layout(zf, self.url)
         return {"zip": zf, "top": top, "members": members, "fobj": fobj}
 
@@ -173,7 +193,12 @@ class ZipSource(TreeSource):
         info = h["members"].get(path)
         if info is None:
             raise InvalidFileTreeError(f"{self.describe(path)}: file is missing")
-        return h["zip"].read(info)
+        try:
+            return h["zip"].read(info)
+        except _ZIP_READ_ERRORS as exc:
+            raise InvalidFileTreeError(
+                f"{self.describe(path)}: cannot read this zip member ({type(exc).__name__}: {exc})"
+            ) from None
 
     def describe(self, path: str = "") -> str:
         if not path:
@@ -214,22 +239,85 @@ def _zip_layout(zf: zipfile.ZipFile, url: str) -> tuple[str, dict[str, zipfile.Z
         for i in zf.infolist()
         if i.filename.startswith(top + "/") and not i.filename.endswith("/")
     }
+    for info in members.values():
+        _check_member(info, url)
+    inflated = sum(i.file_size for i in members.values())
+    compressed = sum(i.compress_size for i in members.values())
+    if inflated > MAX_MEMBER_BYTES and inflated > MAX_ZIP_RATIO * max(compressed, 1):
+        raise InvalidFileTreeError(
+            f"{url}: its {len(members)} files inflate to {inflated:,} bytes from {compressed:,} "
+            f"compressed, over {MAX_ZIP_RATIO} times; refusing it as a zip bomb (unpack it and "
+            "convert the folder if it is meant to be that large)"
+        )
     return top, members
 
 
+def _check_member(info: zipfile.ZipInfo, url: str) -> None:
+    """Refuse members that are links or that would inflate past :data:`MAX_MEMBER_BYTES`."""
+    where = f"{url}!{info.filename}"
+    if info.create_system == 3 and (info.external_attr >> 16) & 0o170000 == 0o120000:
+        raise InvalidFileTreeError(
+            f"{where}: a symbolic link; links inside a zip are not followed (unpack the zip "
+            "and convert the folder, where links inside the tree are followed)"
+        )
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise InvalidFileTreeError(
+            f"{where}: inflates to {info.file_size:,} bytes ({info.compress_size:,} compressed), "
+            f"over the {MAX_MEMBER_BYTES >> 20} MiB limit of a zip member; unpack the zip and "
+            "convert the folder if this file is meant to be that large"
+        )
+
+
 def _scan_local(root: str) -> dict[str, int]:
-    """``{relative path: size}`` of a local folder (os.scandir: ~3x faster than fsspec's find)."""
+    """``{relative path: size}`` of a local folder (os.scandir: ~3x faster than fsspec's find).
+
+    Symbolic links are followed only inside the tree: a link that leads out of it (or back to a
+    folder that holds it), a broken link and anything that is not a file or a folder (a FIFO
+    would block the reader) are refused, naming the path.
+    """
+    top = os.path.realpath(root)
     out: dict[str, int] = {}
-    stack = [(root, "")]
+    stack = [(root, "", (top,))]
     while stack:
-        folder, prefix = stack.pop()
+        folder, prefix, above = stack.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
+                rel = prefix + entry.name
+                real = _check_entry(entry, root, rel, top, above)
                 if entry.is_dir():
-                    stack.append((entry.path, f"{prefix}{entry.name}/"))
+                    stack.append((entry.path, f"{rel}/", (*above, real)))
                 else:
-                    out[prefix + entry.name] = entry.stat().st_size
+                    out[rel] = entry.stat().st_size
     return out
+
+
+def _check_entry(
+    entry: os.DirEntry[str], root: str, rel: str, top: str, above: tuple[str, ...]
+) -> str:
+    """The real path of ``entry`` (``rel`` inside the tree ``root``), or a clear error."""
+    where = f"{root.rstrip('/')}/{rel}"
+    real = os.path.realpath(entry.path) if entry.is_symlink() else ""
+    if real and os.path.commonpath([top, real]) != top:
+        raise InvalidFileTreeError(
+            f"{where}: a symbolic link to {real}, outside the tree {top}; refusing to read "
+            "files from outside it (copy them into the tree instead)"
+        )
+    try:
+        is_dir, is_file = entry.is_dir(), entry.is_file()
+    except OSError as exc:
+        raise InvalidFileTreeError(f"{where}: cannot be read ({exc})") from None
+    if real and is_dir and real in above:
+        raise InvalidFileTreeError(
+            f"{where}: a symbolic link to {real}, a folder that holds it (a loop); remove it"
+        )
+    if not is_dir and not is_file:
+        what = "a broken symbolic link" if real and not os.path.exists(real) else "not a file"
+        raise InvalidFileTreeError(
+            f"{where}: {what}; a tree holds only files and folders (remove it)"
+        )
+    if is_dir and not real:
+        real = os.path.realpath(entry.path)
+    return real
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:

@@ -23,11 +23,13 @@ from .errors import (
     IncompleteStoreError,
     MouseNotFoundError,
     RemoteReadError,
+    SchemaError,
     StoreNotFoundError,
 )
-from .schema import ATTRS_KEY, check_mouse_attrs
+from .schema import ATTRS_KEY, check_mouse_attrs, statistic_problem
 
 __all__ = [
+    "check_statistics",
     "list_mice",
     "make_store",
     "open_mouse",
@@ -303,10 +305,12 @@ def open_statistics(
 ) -> dict[str, dict[str, xr.Dataset]]:
     """The official statistics of a mouse: ``{key: {"all": Dataset(mean, std, ...)}}``, loaded."""
     root, store = open_root(url, storage_options)
-    mouse = resolve_mouse(read_mice(root, url), mouse, url)
+    mice = read_mice(root, url)
+    mouse = resolve_mouse(mice, mouse, url)
     out: dict[str, dict[str, xr.Dataset]] = {}
     if "statistics" not in root[mouse]:
         return out
+    check_statistics(root[mouse], mice[mouse], f"{url} mouse {mouse!r}")
     stats = root[mouse]["statistics"]
     for key, kgroup in sorted(stats.groups()):
         for sub, _ in sorted(kgroup.groups()):
@@ -320,6 +324,30 @@ def open_statistics(
                 )
             out.setdefault(key, {})[sub] = ds.load()
     return out
+
+
+def check_statistics(group: zarr.Group, meta: dict[str, Any], where: str) -> None:
+    """Refuse statistics that do not fit the trials of their data key, as converting does (a
+    store written by an older version, or edited, may hold them). Reads metadata only."""
+    if "statistics" not in group:
+        return
+    arrays = {
+        str(info.get("source", ""))[len("data/") :]: name
+        for name, info in meta["variables"].items()
+        if str(info.get("source", "")).startswith("data/")
+    }
+    for key, kgroup in sorted(group["statistics"].groups()):
+        if key not in arrays:
+            continue
+        trial_shape = group[arrays[key]].shape[1:]
+        for sub, sgroup in sorted(kgroup.groups()):
+            for stat, arr in sorted(sgroup.arrays()):
+                problem = statistic_problem(meta["kind"], key, arr.shape, arr.dtype, trial_shape)
+                if problem:
+                    raise SchemaError(
+                        f"{where}: statistics/{key}/{sub}/{stat} {problem}; the normaliser "
+                        "cannot use it (fix meta/statistics in the file tree and convert again)"
+                    )
 
 
 def open_store(url: Any, storage_options: dict[str, Any] | None = None) -> xr.DataTree:

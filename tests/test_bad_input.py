@@ -69,11 +69,109 @@ def _bad_name(root: Path) -> None:
     np.save(root / "data" / "responses" / "extra.npy", np.zeros(5, dtype="float32"))
 
 
+def _one_missing(root: Path) -> None:
+    (root / "data" / "pupil_center" / "5.npy").unlink()
+
+
+def _npy_minor(root: Path, path: str = "data/responses/3.npy") -> None:
+    raw = bytearray((root / path).read_bytes())
+    raw[7] = 136  # numpy refuses format version 1.136
+    (root / path).write_bytes(bytes(raw))
+
+
+def _stat(root: Path, key: str, stat: str, value: np.ndarray) -> None:
+    np.save(root / "meta" / "statistics" / key / "all" / f"{stat}.npy", value)
+
+
+def _no_tiers(root: Path) -> None:
+    (root / "meta" / "trials" / "tiers.npy").unlink()
+
+
+def _empty_meta_trials(root: Path) -> None:
+    for path in (root / "meta" / "trials").iterdir():
+        path.unlink()
+
+
+def _string_data(root: Path) -> None:
+    for path in (root / "data" / "behavior").iterdir():
+        np.save(path, np.load(path).astype("<U3"))
+
+
+def _nested_config(root: Path) -> None:
+    (root / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+
+
 BREAKERS: dict[str, tuple[Callable[[Path], None], type[Exception], str]] = {
     "unequal-trial-counts": (
         _unequal,
         InvalidFileTreeError,
-        r"unequal numbers of trial files \(data/behavior: 36, .*data/images: 37",
+        r"data/behavior/36.npy: trial file is missing; data keys hold unequal numbers of trial "
+        r"files \(data/behavior: 36, .*data/images: 37",
+    ),
+    "one-missing-trial-file": (
+        _one_missing,
+        InvalidFileTreeError,
+        r"data/pupil_center/5.npy: trial file is missing; .*\(.*data/pupil_center: 36, "
+        r"data/responses: 37\)",
+    ),
+    "npy-minor-version": (
+        _npy_minor,
+        InvalidFileTreeError,
+        r"data/responses/3.npy: unsupported .npy format version 1.136",
+    ),
+    "meta-npy-minor-version": (
+        lambda root: _npy_minor(root, "meta/neurons/area.npy"),
+        InvalidFileTreeError,
+        r"meta/neurons/area.npy: unsupported .npy format version 1.136",
+    ),
+    "statistics-length-1": (
+        lambda root: _stat(root, "responses", "std", np.ones(1)),
+        InvalidFileTreeError,
+        r"meta/statistics/responses/all/std.npy: has shape \(1,\) but statistics of responses "
+        r"need the shape \(5,\) of one trial of data/responses",
+    ),
+    "statistics-length-4": (
+        lambda root: _stat(root, "behavior", "mean", np.ones(4)),
+        InvalidFileTreeError,
+        r"meta/statistics/behavior/all/mean.npy: has shape \(4,\) but .* need the shape \(3,\)",
+    ),
+    "statistics-images-shape": (
+        lambda root: _stat(root, "images", "mean", np.ones((12, 7))),
+        InvalidFileTreeError,
+        r"meta/statistics/images/all/mean.npy: has shape \(12, 7\) but .*\(1, 12, 20\) .*"
+        r"broadcasts to it",
+    ),
+    "statistics-strings": (
+        lambda root: _stat(root, "pupil_center", "std", np.array(["a", "b"])),
+        InvalidFileTreeError,
+        r"meta/statistics/pupil_center/all/std.npy: holds <U1 values; statistics must be numbers",
+    ),
+    "no-tiers": (_no_tiers, InvalidFileTreeError, r"meta/trials/tiers.npy: file is missing"),
+    "empty-meta-trials": (
+        _empty_meta_trials,
+        InvalidFileTreeError,
+        r"meta/trials/tiers.npy: file is missing; every tree needs the tier of each trial",
+    ),
+    "numeric-tiers": (
+        lambda root: np.save(root / "meta" / "trials" / "tiers.npy", np.zeros(37)),
+        InvalidFileTreeError,
+        r"meta/trials/tiers.npy: holds float64\(37,\); expected one tier name per trial",
+    ),
+    "string-data": (
+        _string_data,
+        InvalidFileTreeError,
+        r"data/behavior/0.npy: holds <U3 values; trials hold numbers \(bool, integer or float\)",
+    ),
+    "record-meta": (
+        lambda root: np.save(root / "meta" / "trials" / "rec.npy", np.zeros(37, "f4,i2")),
+        InvalidFileTreeError,
+        r"meta/trials/rec.npy: holds \[\('f0', '<f4'\), \('f1', '<i2'\)\] \(raw bytes or "
+        r"records\), which the store cannot keep",
+    ),
+    "nested-config": (
+        _nested_config,
+        InvalidFileTreeError,
+        r"config.json: JSON nested more than 32 levels deep",
     ),
     "missing-trial-file": (
         _missing,

@@ -131,3 +131,51 @@ def test_unknown_format_version_and_bad_header() -> None:
     broken = good.replace(b"'descr'", b"'dexcr'")
     with pytest.raises(InvalidFileTreeError, match="bad header"):
         load_npy(broken, "h.npy")
+
+
+def _with_header(text: str, data: bytes = b"\x00" * 24) -> bytes:
+    """A version 1.0 file whose header is ``text`` (padded as np.save pads it)."""
+    header = text.encode("latin1")
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+
+
+def _minor(minor: int) -> bytes:
+    raw = bytearray(npy_bytes(np.arange(3)))
+    raw[7] = minor
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    "raw, why",
+    [
+        (_minor(136), r"unsupported .npy format version 1.136"),
+        (_minor(1), r"unsupported .npy format version 1.1"),
+        (_with_header("{'descr': '<i8', 'fortran_order': False, 'shape': [3]}"), "shape is not"),
+        (_with_header("{'descr': '<i8', 'fortran_order': False, 'shape': '3'}"), "shape is not"),
+        (_with_header("{'descr': '<i8', 'fortran_order': False, 'shape': (3.0,)}"), "shape is"),
+        (_with_header("{'descr': '<i8', 'fortran_order': 'no', 'shape': (3,)}"), "fortran_order"),
+        (
+            _with_header("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), 'x': 1}"),
+            r"header keys \['descr', 'fortran_order', 'shape', 'x'\]",
+        ),
+        (_with_header("[('descr', '<i8')]"), "header is not a dict"),
+        (_with_header(f"{{'descr': '<i8', 'fortran_order': False, 'shape': ({2**70},)}}"), "trunc"),
+    ],
+    ids=[
+        "minor-136",
+        "minor-1",
+        "shape-list",
+        "shape-str",
+        "shape-float",
+        "fortran-str",
+        "extra-key",
+        "not-dict",
+        "huge-shape",
+    ],
+)
+def test_headers_numpy_refuses_are_refused(raw: bytes, why: str) -> None:
+    with pytest.raises((ValueError, OverflowError)):
+        np.load(io.BytesIO(raw), allow_pickle=True)
+    with pytest.raises(InvalidFileTreeError, match=f"^meta/x.npy: .*{why}"):
+        load_npy(raw, "meta/x.npy")
