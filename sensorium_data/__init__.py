@@ -5,43 +5,69 @@ object storage as xarray, and (in :mod:`sensorium_data.torch`) stream them into 
 ``import sensorium_data`` does not import torch.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+
+def _exit_if_command() -> None:
+    """Ctrl-C while ``sensorium-data`` is still importing: the one line it prints later on.
+
+    Importing this package (numpy, zarr, dask, xarray) is most of the command's start-up; a
+    KeyboardInterrupt there would otherwise print a traceback of the import machinery. A
+    program that merely imports the package gets its KeyboardInterrupt as usual.
+    """
+    import itertools
+    import os
+    import sys
+
+    argv = getattr(sys, "orig_argv", sys.argv)
+    as_module = any(
+        a == "-m" and b.startswith("sensorium_data") for a, b in itertools.pairwise(argv)
+    )
+    if as_module or os.path.basename(sys.argv[0] if sys.argv else "") == "sensorium-data":
+        print("sensorium-data: interrupted", file=sys.stderr)
+        raise SystemExit(130)
+
 
 try:
-    __version__ = version("sensorium-data")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+    from importlib.metadata import PackageNotFoundError, version
 
-from . import metrics
-from .convert import convert
-from .errors import (
-    IncompleteStoreError,
-    InvalidFileTreeError,
-    MouseExistsError,
-    MouseNotFoundError,
-    RemoteReadError,
-    SchemaError,
-    SensoriumDataError,
-    StoreNotFoundError,
-    UnsafePickleError,
-)
-from .examples import example_store
-from .export import export
-from .filetree import FileTree, open_tree
-from .normalize import Normalizer
-from .schema import ChunkOptions
-from .scoring import ScoreReport, leaderboard, score_submission
-from .stores import list_mice, open_mouse, open_statistics, open_store
-from .submission import (
-    check_submission,
-    read_submission,
-    validate_submission,
-    write_ground_truth,
-    write_submission_2022,
-    write_submission_2023,
-)
-from .synthetic import synthesize
-from .verify import verify
+    try:
+        __version__ = version("sensorium-data")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        __version__ = "0.0.0+unknown"
+
+    from . import metrics
+    from .convert import convert
+    from .errors import (
+        IncompleteStoreError,
+        InvalidFileTreeError,
+        MouseExistsError,
+        MouseNotFoundError,
+        RemoteReadError,
+        SchemaError,
+        SensoriumDataError,
+        StoreNotFoundError,
+        UnsafePickleError,
+    )
+    from .examples import example_store
+    from .export import export
+    from .filetree import FileTree, open_tree
+    from .normalize import Normalizer
+    from .schema import ChunkOptions
+    from .scoring import ScoreReport, leaderboard, score_submission
+    from .stores import list_mice, open_mouse, open_statistics, open_store
+    from .submission import (
+        check_submission,
+        read_submission,
+        validate_submission,
+        write_ground_truth,
+        write_submission_2022,
+        write_submission_2023,
+    )
+    from .synthetic import synthesize
+    from .verify import verify
+except KeyboardInterrupt:
+    _exit_if_command()
+    raise
+
 
 _TORCH_API = {
     "BlockShuffleSampler": "samplers",

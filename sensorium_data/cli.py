@@ -214,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sensorium-data {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        from .stores import settle_io
+
+        settle_io()  # no asyncio "Task was destroyed" warnings after the line below
         print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `sensorium-data info ... | head`
