@@ -6,6 +6,21 @@ object storage as xarray, and (in :mod:`sensorium_data.torch`) stream them into 
 """
 
 
+def _as_command() -> str:
+    """``"script"`` in the ``sensorium-data`` console script, ``"module"`` under ``python -m``
+    of this package, else ``""``."""
+    import itertools
+    import os
+    import sys
+
+    if os.path.basename(sys.argv[0] if sys.argv else "") == "sensorium-data":
+        return "script"
+    argv = getattr(sys, "orig_argv", sys.argv)
+    if any(a == "-m" and b.startswith("sensorium_data") for a, b in itertools.pairwise(argv)):
+        return "module"
+    return ""
+
+
 def _exit_if_command() -> None:
     """Ctrl-C while ``sensorium-data`` is still importing: the one line it prints later on.
 
@@ -13,15 +28,9 @@ def _exit_if_command() -> None:
     KeyboardInterrupt there would otherwise print a traceback of the import machinery. A
     program that merely imports the package gets its KeyboardInterrupt as usual.
     """
-    import itertools
-    import os
-    import sys
+    if _as_command():
+        import sys
 
-    argv = getattr(sys, "orig_argv", sys.argv)
-    as_module = any(
-        a == "-m" and b.startswith("sensorium_data") for a, b in itertools.pairwise(argv)
-    )
-    if as_module or os.path.basename(sys.argv[0] if sys.argv else "") == "sensorium-data":
         print("sensorium-data: interrupted", file=sys.stderr)
         raise SystemExit(130)
 
@@ -64,6 +73,9 @@ try:
     )
     from .synthetic import synthesize
     from .verify import verify
+
+    if _as_command() == "script":  # the script imports the CLI next: start-up too
+        from . import cli  # noqa: F401
 except KeyboardInterrupt:
     _exit_if_command()
     raise

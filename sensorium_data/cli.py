@@ -198,6 +198,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sensorium-data``; returns the exit status."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while parsing the arguments, before a command runs
+        print("sensorium-data: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
