@@ -53,7 +53,7 @@ class quiet:
         warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING)
 
     def __exit__(self, *exc: Any) -> None:
-        if exc[0] is not None:  # Ctrl-C: the request still running on zarr's IO thread may warn
+        if exc[0] is KeyboardInterrupt:  # the request still running on zarr's IO thread may warn
             settle_io()
         self._ctx.__exit__(*exc)
 
