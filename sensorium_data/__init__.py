@@ -5,44 +5,82 @@ object storage as xarray, and (in :mod:`sensorium_data.torch`) stream them into 
 ``import sensorium_data`` does not import torch.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+
+def _as_command() -> str:
+    """``"script"`` in the ``sensorium-data`` console script, ``"module"`` under ``python -m``
+    of this package, else ``""``."""
+    import itertools
+    import os
+    import sys
+
+    if os.path.basename(sys.argv[0] if sys.argv else "") == "sensorium-data":
+        return "script"
+    argv = getattr(sys, "orig_argv", sys.argv)
+    if any(a == "-m" and b.startswith("sensorium_data") for a, b in itertools.pairwise(argv)):
+        return "module"
+    return ""
+
+
+def _exit_if_command() -> None:
+    """Ctrl-C while ``sensorium-data`` is still importing: the one line it prints later on.
+
+    Importing this package (numpy, zarr, dask, xarray) is most of the command's start-up; a
+    KeyboardInterrupt there would otherwise print a traceback of the import machinery. A
+    program that merely imports the package gets its KeyboardInterrupt as usual.
+    """
+    if _as_command():
+        import sys
+
+        print("sensorium-data: interrupted", file=sys.stderr)
+        raise SystemExit(130)
+
 
 try:
-    __version__ = version("sensorium-data")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+    from importlib.metadata import PackageNotFoundError, version
 
-from . import metrics
-from .convert import convert
-from .errors import (
-    IncompleteStoreError,
-    InvalidFileTreeError,
-    MouseExistsError,
-    MouseNotFoundError,
-    RemoteReadError,
-    SchemaError,
-    SensoriumDataError,
-    StoreNotFoundError,
-    UnsafePickleError,
-)
-from .examples import example_store
-from .export import export
-from .filetree import FileTree, open_tree
-from .normalize import Normalizer
-from .schema import ChunkOptions
-from .scoring import ScoreReport, leaderboard, score_submission
-from .stores import list_mice, open_mouse, open_statistics, open_store
-from .submission import (
-    check_submission,
-    fix_submission,
-    read_submission,
-    validate_submission,
-    write_ground_truth,
-    write_submission_2022,
-    write_submission_2023,
-)
-from .synthetic import synthesize
-from .verify import verify
+    try:
+        __version__ = version("sensorium-data")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        __version__ = "0.0.0+unknown"
+
+    from . import metrics
+    from .convert import convert
+    from .errors import (
+        IncompleteStoreError,
+        InvalidFileTreeError,
+        MouseExistsError,
+        MouseNotFoundError,
+        RemoteReadError,
+        SchemaError,
+        SensoriumDataError,
+        StoreNotFoundError,
+        UnsafePickleError,
+    )
+    from .examples import example_store
+    from .export import export
+    from .filetree import FileTree, open_tree
+    from .normalize import Normalizer
+    from .schema import ChunkOptions
+    from .scoring import ScoreReport, leaderboard, score_submission
+    from .stores import list_mice, open_mouse, open_statistics, open_store
+    from .submission import (
+        check_submission,
+        fix_submission,
+        read_submission,
+        validate_submission,
+        write_ground_truth,
+        write_submission_2022,
+        write_submission_2023,
+    )
+    from .synthetic import synthesize
+    from .verify import verify
+
+    if _as_command() == "script":  # the script imports the CLI next: start-up too
+        from . import cli  # noqa: F401
+except KeyboardInterrupt:
+    _exit_if_command()
+    raise
+
 
 _TORCH_API = {
     "BlockShuffleSampler": "samplers",

@@ -331,6 +331,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sensorium-data``; returns the exit status."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while parsing the arguments, before a command runs
+        print("sensorium-data: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -347,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sensorium-data {args.command}: error: {cli_words(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        from .stores import settle_io
+
+        settle_io()  # no asyncio "Task was destroyed" warnings after the line below
         print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `sensorium-data info ... | head`

@@ -7,10 +7,18 @@ Order of work, so that an interrupted conversion never looks finished:
    empty data arrays (:mod:`.layout`);
 3. dask tasks, one per shard-aligned block of trials, read the trial files and write whole
    shards (no two tasks touch one object);
-4. ``complete = true`` is set, then the group's and the root's metadata are consolidated.
+4. ``complete = true`` is set, then the group's and the root's metadata are consolidated. A
+   mouse is finished only once the root's consolidated metadata (what readers see) says so:
+   a run stopped between the two writes leaves it unfinished, and the next run redoes it.
 
-A failure (bad trial file, Ctrl-C, full disk) deletes the unfinished group; a ``kill -9`` leaves
-it marked incomplete, which opening refuses and the next run of the same command redoes.
+A failure (bad trial file, Ctrl-C, full disk) deletes the unfinished group, after waiting for
+the writes still running on zarr's IO thread; a store this call created and that holds no
+mouse is removed. A ``kill -9`` leaves the group marked incomplete, which opening refuses and
+the next run of the same command redoes (removing the temporary files the killed run left).
+
+Conversions of different mice into one store may run at the same time, without a lock: a
+root created by another run in the meantime is opened instead, and each run consolidates the
+metadata again until the view matches what is on disk.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ import functools
 import json
 import multiprocessing
 import os
+import time
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -28,6 +38,7 @@ from typing import Any
 import dask
 import numpy as np
 import zarr
+from zarr.storage import LocalStore
 
 from . import __version__
 from .errors import InvalidFileTreeError, MouseExistsError, SensoriumDataError, StoreNotFoundError
@@ -36,12 +47,14 @@ from .layout import create_mouse_group, scaled_images
 from .schema import ATTRS_KEY, FORMAT_VERSION, ChunkOptions, scaled_path
 from .shards import write_shards
 from .sources import TreeSource
-from .stores import make_store, quiet, store_url
+from .stores import make_store, quiet, settle_io, store_url
 from .transforms import rescale_images
 
 __all__ = ["convert", "first_nan_frame"]
 
 _LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
+_NOT_A_NODE = "Object at .* is not recognized as a component of a Zarr hierarchy"
+_PUBLISH_TRIES = 20
 
 
 def convert(
@@ -94,6 +107,7 @@ def convert(
     ]
     _check_unique(trees)
     zstore = make_store(url, storage_options, read_only=False)
+    started = time.time()
     root, created = _open_or_create_root(zstore, url)
     written: list[str] = []
     try:
@@ -103,16 +117,31 @@ def convert(
                 tree, root, url, storage_options, chunking, scheduler, num_workers, progress
             )
             written.append(tree.data_key)
+        _publish(zstore, url, started)  # the mice are finished for readers only once this ends
     except BaseException:
-        if created and not written:  # a store made by this call and holding nothing: remove it
-            with contextlib.suppress(Exception):
-                _delete(zstore, "")
+        settle_io()  # writes still running on zarr's IO thread end before anything is deleted
+        with contextlib.suppress(Exception):
+            _clean_up(zstore, url, started, created, written)
         raise
-    finally:
-        if written or not created:  # the consolidated view must match what is on disk now
-            with quiet(), contextlib.suppress(Exception):
-                zarr.consolidate_metadata(zstore)
     return written
+
+
+def _clean_up(zstore: Any, url: str, started: float, created: bool, written: list[str]) -> None:
+    """After a failure: publish the mice finished here (or delete them if that fails too, as
+    on a full disk); remove the store this call created if it holds no mouse."""
+    if not (created and not _mouse_groups(zstore)):
+        try:
+            _publish(zstore, url, started)
+            return
+        except (OSError, SensoriumDataError):  # a full disk, a store gone read-only
+            published = _published(zstore)
+            for name in written:
+                if not published.get(name):
+                    _delete(zstore, name)
+    if created and not _mouse_groups(zstore):
+        _remove_root(zstore, started)
+    else:  # the view must not list the mice deleted above
+        _publish(zstore, url, started)
 
 
 def _as_sources(sources: Sequence[Any]) -> list[Any]:
@@ -146,31 +175,154 @@ def _check_unique(trees: list[FileTree]) -> None:
         seen[tree.data_key] = tree.source.describe()
 
 
+def _root_attrs() -> dict[str, Any]:
+    return {ATTRS_KEY: {"format_version": FORMAT_VERSION, "toolkit_version": __version__}}
+
+
 def _open_or_create_root(zstore: Any, url: str) -> tuple[zarr.Group, bool]:
+    """The store's root group, created if missing; and whether this call created it.
+
+    Two conversions into one new store may both find it missing: the one whose create meets
+    the other's root opens that instead.
+    """
+    for _ in range(3):
+        try:
+            with quiet():
+                root = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            with contextlib.suppress(zarr.errors.ContainsGroupError):
+                return zarr.create_group(zstore, zarr_format=3, attributes=_root_attrs()), True
+            continue
+        except zarr.errors.NodeTypeValidationError:
+            raise StoreNotFoundError(f"{url}: holds a Zarr array, not a sensorium store") from None
+        break
+    else:  # pragma: no cover - created and removed again three times by other writers
+        raise SensoriumDataError(f"{url}: other writers keep creating and removing this store")
+    if ATTRS_KEY not in root.attrs:
+        if dict(root.attrs) or _members(root):
+            raise SensoriumDataError(
+                f"{url}: a Zarr group that is not a sensorium_data store; refusing to write into "
+                "it (choose another output path)"
+            )
+        # an empty group without attributes: what a concurrent run's removal of an empty store
+        # leaves when another run adds a mouse at that moment (zarr writes missing parents bare)
+        root.attrs.update(_root_attrs())
+    return root, False
+
+
+def _members(group: zarr.Group) -> list[str]:
+    with quiet(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_NOT_A_NODE)  # a folder without zarr.json
+        return [name for name, _ in group.members()]
+
+
+def _mouse_groups(zstore: Any) -> dict[str, Any]:
+    """``{group: its complete flag}`` of the mouse groups on disk (not the consolidated view)."""
+    try:
+        with quiet():
+            root = zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return {}
+    return _complete_flags(root)
+
+
+def _published(zstore: Any) -> dict[str, Any]:
+    """``{group: its complete flag}`` as readers see them (the consolidated metadata)."""
+    with quiet():
+        root = zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=None)
+    return _complete_flags(root)
+
+
+def _complete_flags(root: zarr.Group) -> dict[str, Any]:
+    with quiet(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_NOT_A_NODE)
+        return {
+            name: dict(group.attrs).get(ATTRS_KEY, {}).get("complete")
+            for name, group in root.groups()
+        }
+
+
+def _publish(zstore: Any, url: str, started: float) -> None:
+    """Consolidate the store's metadata, until readers see every mouse as it is on disk.
+
+    Concurrent conversions into one store each consolidate it; one may write a view read
+    before the other's mouse was finished. Each checks after its own write and writes again
+    until the view matches, so the last one to finish leaves a view that holds every mouse.
+    """
+    for _ in range(_PUBLISH_TRIES):
+        _ensure_root(zstore)
+        _consolidate(zstore)
+        if _published(zstore) == _mouse_groups(zstore):
+            _remove_stale_partials(zstore, started)
+            return
+    raise SensoriumDataError(  # pragma: no cover - needs writers that never stop
+        f"{url}: other conversions kept changing the store while its metadata was consolidated; "
+        "run the same command again"
+    )
+
+
+def _consolidate(zstore: Any, path: str | None = None) -> None:
+    with quiet(), warnings.catch_warnings():
+        # a folder without zarr.json (a mouse another run is creating), a killed run's temp file
+        warnings.filterwarnings("ignore", message=_NOT_A_NODE)
+        zarr.consolidate_metadata(zstore, path=path)
+
+
+def _ensure_root(zstore: Any) -> None:
+    """The root group with its attributes, written again if a concurrent run removed it."""
     try:
         with quiet():
             root = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        attrs = {ATTRS_KEY: {"format_version": FORMAT_VERSION, "toolkit_version": __version__}}
-        return zarr.create_group(zstore, zarr_format=3, attributes=attrs), True
-    except zarr.errors.NodeTypeValidationError:
-        raise StoreNotFoundError(f"{url}: holds a Zarr array, not a sensorium store") from None
+        with contextlib.suppress(zarr.errors.ContainsGroupError):
+            zarr.create_group(zstore, zarr_format=3, attributes=_root_attrs())
+        return
     if ATTRS_KEY not in root.attrs:
-        raise SensoriumDataError(
-            f"{url}: a Zarr group that is not a sensorium_data store; refusing to write into it "
-            "(choose another output path)"
-        )
-    return root, False
+        root.attrs.update(_root_attrs())
+
+
+def _remove_root(zstore: Any, started: float) -> None:
+    """Remove the (empty) store this call created: its root document, then its folder.
+
+    Only the root's own files go: a mouse that a concurrent run adds meanwhile is kept (and
+    that run writes the root again).
+    """
+    zarr.core.sync.sync(zstore.delete("zarr.json"))
+    _remove_stale_partials(zstore, started)
+    if isinstance(zstore, LocalStore):
+        with contextlib.suppress(OSError):
+            os.rmdir(zstore.root)
+
+
+def _remove_stale_partials(zstore: Any, started: float) -> None:
+    """Delete the temporary ``zarr.*.partial`` files a killed run left at the store's root.
+
+    Zarr writes a local file under a temporary name and renames it, which takes milliseconds;
+    one older than this whole conversion is left from a run killed mid-write.
+    """
+    if not isinstance(zstore, LocalStore):
+        return
+    with contextlib.suppress(FileNotFoundError), os.scandir(zstore.root) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith("zarr.") and name.endswith(".partial"):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < started:
+                        os.unlink(entry.path)
 
 
 def _prepare_target(root: zarr.Group, tree: FileTree, overwrite: bool, url: str) -> None:
-    """Make room for ``tree``'s group: refuse a finished one unless ``overwrite``."""
+    """Make room for ``tree``'s group: refuse a finished one unless ``overwrite``.
+
+    Finished means marked complete in its own metadata and in the consolidated view readers
+    use; a run killed (or out of disk) between those two writes left it unfinished.
+    """
     name = tree.data_key
     if name not in root:
         _delete(root.store, name)  # stray shards of a group deleted while a task still wrote
         return
     meta = dict(root[name].attrs).get(ATTRS_KEY, {})
-    if meta.get("complete") and not overwrite:
+    if meta.get("complete") and _published(root.store).get(name) and not overwrite:
         raise MouseExistsError(
             f"{url} already holds mouse {name} (from {meta.get('source_name')}); pass "
             "--overwrite (overwrite=True) to replace it"
@@ -194,8 +346,7 @@ def _convert_mouse(
 ) -> None:
     try:
         group, block = create_mouse_group(root, tree, chunking)
-        with quiet():  # readers of the consolidated metadata now see the mouse as incomplete
-            zarr.consolidate_metadata(root.store)
+        _consolidate(root.store)  # readers now see the mouse as incomplete
         token = uuid.uuid4().hex  # new array handles per conversion: shapes may have changed
         target = (url, json.dumps(storage_options or {}, sort_keys=True), tree.data_key, token)
         starts = range(0, tree.n_trials, block)
@@ -218,9 +369,9 @@ def _convert_mouse(
             group["valid_frames"][:] = valid
         meta = dict(group.attrs)[ATTRS_KEY]
         group.attrs[ATTRS_KEY] = {**meta, "complete": True}
-        with quiet():
-            zarr.consolidate_metadata(root.store, path=tree.data_key)
+        _consolidate(root.store, tree.data_key)
     except BaseException:
+        settle_io()  # a write still running on zarr's IO thread would recreate what is deleted
         with contextlib.suppress(Exception):
             _delete(root.store, tree.data_key)
         raise

@@ -8,6 +8,7 @@ HTTP or S3), refuse groups whose conversion did not finish, and read no array da
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import random
 import warnings
@@ -38,6 +39,7 @@ __all__ = [
     "open_store",
     "read_mice",
     "resolve_mouse",
+    "settle_io",
     "store_url",
 ]
 
@@ -53,7 +55,35 @@ class quiet:
         warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING)
 
     def __exit__(self, *exc: Any) -> None:
+        if exc[0] is KeyboardInterrupt:  # the request still running on zarr's IO thread may warn
+            settle_io()
         self._ctx.__exit__(*exc)
+
+
+def settle_io(timeout: float = 60.0) -> None:
+    """Wait until zarr's IO thread has finished the requests still running on it.
+
+    Ctrl-C raises ``KeyboardInterrupt`` in the main thread while zarr's event loop carries on
+    with the request the main thread was waiting for (a ``zarr.json`` with its parent groups, a
+    shard). Cleaning up before it ends would race with it (a deleted group written back without
+    attributes), and exiting with it pending prints asyncio's "Task was destroyed" warnings.
+    """
+    from zarr.core import sync as zsync
+
+    loop = zsync.loop[0]
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+
+    async def idle() -> None:
+        me = asyncio.current_task()
+        while pending := [t for t in asyncio.all_tasks() if t is not me]:
+            await asyncio.wait(pending)
+
+    future = asyncio.run_coroutine_threadsafe(idle(), loop)
+    try:
+        future.result(timeout)
+    except concurrent.futures.TimeoutError:  # pragma: no cover - a request hanging for a minute
+        future.cancel()
 
 
 def store_url(url: Any) -> Any:
