@@ -210,15 +210,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(_COMMANDS[args.command](args) or 0)
-    except (SensoriumDataError, OSError, ValueError) as exc:
-        print(f"sensorium-data {args.command}: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # `sensorium-data info ... | head`
+        sys.stderr.close()
+        return 0
+    except Exception as exc:
+        from .remote import is_remote_failure, remote_cause
+
+        if isinstance(exc, SensoriumDataError | OSError | ValueError):
+            message = str(exc)
+        elif is_remote_failure(exc):  # a transfer failed where no URL was at hand (botocore)
+            message = remote_cause(exc)
+        else:
+            raise
+        print(f"sensorium-data {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `sensorium-data info ... | head`
-        sys.stderr.close()
-        return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
