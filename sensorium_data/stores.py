@@ -295,7 +295,7 @@ def open_root(
     try:
         with quiet():
             root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=None)
-    except zarr.errors.NodeTypeValidationError:
+    except (zarr.errors.NodeTypeValidationError, zarr.errors.ContainsArrayError):
         raise StoreNotFoundError(
             f"{url}: a Zarr array, not a sensorium_data store (a Zarr group written by "
             "`sensorium-data convert`); pass the store's root folder as url"
