@@ -70,8 +70,8 @@ def check_every_command(url: str, store: Path, trees: list[Path], tmp: Path, cap
     assert (
         f"mouse {STATIC} (static, complete)" in out and "(train 13, validation 12, test 12)" in out
     )
-    code, out, err = run_cli(["verify", url, *map(str, trees), "--no-progress", *storage], capsys)
-    assert (code, err) == (0, "") and "equals its 2 source tree(s)" in out
+    code, out, err = run_cli(["verify", url, str(trees[0]), "--no-progress", *storage], capsys)
+    assert (code, err) == (0, "") and "equals its 1 source tree(s)" in out
     code, out, err = run_cli(
         ["export", url, STATIC, str(tmp / "exp"), "--no-progress", *storage], capsys
     )
@@ -82,10 +82,9 @@ def check_every_command(url: str, store: Path, trees: list[Path], tmp: Path, cap
         np.load(trees[0] / "data" / "responses" / "4.npy"),
     )
     assert sd.list_mice(url, opts).keys() == {STATIC, DYNAMIC}
-    for mouse in (STATIC, DYNAMIC):
-        xr.testing.assert_identical(
-            sd.open_mouse(url, mouse, opts).load(), sd.open_mouse(store, mouse).load()
-        )
+    xr.testing.assert_identical(
+        sd.open_mouse(url, STATIC, opts).load(), sd.open_mouse(store, STATIC).load()
+    )
     assert set(sd.open_store(url, opts).children) == {STATIC, DYNAMIC}
     xr.testing.assert_identical(
         sd.open_statistics(url, DYNAMIC, opts)["videos"]["all"],
@@ -108,6 +107,7 @@ def check_every_command(url: str, store: Path, trees: list[Path], tmp: Path, cap
     assert "single-trial correlation" in out
 
 
+@pytest.mark.slow
 class TestServersThatDoNotList:
     def test_every_command_reads_a_web_server_without_listing(
         self, converted, http_server, tmp_path: Path, capsys
