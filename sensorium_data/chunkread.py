@@ -222,6 +222,11 @@ class ChunkReader:
                 )
             return np.full((*self.grid, 2), _EMPTY, dtype="<u8")  # older stores: fill value
         raw = buf.to_bytes()
+        if len(raw) > size:
+            raise RemoteReadError(
+                f"{self._where(shard)}: expected the last {size} bytes (the shard index), got "
+                f"{len(raw)}; the server ignored the Range header"
+            )
         if len(raw) != size or google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
             raise RemoteReadError(
                 f"{self._where(shard)}: shard index failed its checksum ({len(raw)} bytes "

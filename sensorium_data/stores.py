@@ -177,10 +177,12 @@ class RetryingStore(WrapperStore):  # type: ignore[type-arg]
         fails its crc32c."""
         where = f"{self.url.rstrip('/')}/{key}"
         if isinstance(byte_range, RangeByteRequest):
-            if len(buf) != byte_range.end - byte_range.start:
+            wanted = byte_range.end - byte_range.start
+            if len(buf) != wanted:
+                why = "is cut short" if len(buf) < wanted else "ignored the Range header"
                 raise RemoteReadError(
-                    f"{where}: expected {byte_range.end - byte_range.start} bytes at "
-                    f"{byte_range.start}, got {len(buf)}; the object is cut short"
+                    f"{where}: expected {wanted} bytes at {byte_range.start}, got {len(buf)}; "
+                    f"the {'object' if len(buf) < wanted else 'server'} {why}"
                 )
             return
         array = _CHUNK_KEY.sub("", key)
@@ -194,6 +196,11 @@ class RetryingStore(WrapperStore):  # type: ignore[type-arg]
         size = self.index_bytes.get(array)
         if size is None:
             return
+        if byte_range is not None and len(buf) > size:
+            raise RemoteReadError(
+                f"{where}: expected the last {size} bytes (the shard index), got {len(buf)}; "
+                "the server ignored the Range header"
+            )
         raw = buf.to_bytes()[-size:]  # a whole shard ends with its index: (offset, nbytes)... crc
         if len(raw) != size or google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
             raise RemoteReadError(

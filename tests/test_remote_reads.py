@@ -10,7 +10,10 @@ URL.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,6 +269,29 @@ class TestFailedReadsNameTheUrl:
         with pytest.raises(StoreNotFoundError, match=rf"^{url}: zarr.json does not parse"):
             sd.open_mouse(url, STATIC)
         close_cached_filesystems()
+
+    def test_a_server_that_ignores_ranges(self, converted) -> None:
+        """``python -m http.server`` answers a byte range with the whole file."""
+        store, _ = converted
+        cmd = [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"]
+        server = subprocess.Popen(cmd, cwd=store.parent, stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None
+            serving = re.search(r"port (\d+)", server.stdout.readline())
+            assert serving is not None
+            url = f"http://127.0.0.1:{serving.group(1)}/s.zarr"
+            ignored = (
+                r": expected the last \d+ bytes \(the shard index\), got \d+; the server ignored"
+            )
+            with pytest.raises(RemoteReadError, match=rf"^{url}/{STATIC}/responses/c/0/0{ignored}"):
+                sd.open_mouse(url, STATIC).responses[3:5].load()
+            with pytest.raises(RemoteReadError, match=rf"^{url}/{STATIC}/\w+/c/0/0{ignored}"):
+                first_batch(url)
+        finally:
+            server.terminate()
+            server.wait()
+            server.stdout.close()  # type: ignore[union-attr]
+            close_cached_filesystems()
 
 
 class TestOneLineErrors:
