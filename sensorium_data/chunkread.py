@@ -13,6 +13,10 @@ Only arrays chunked along the first axis (trials) and optionally the last one (f
 every other axis whole, stored as ``sharding_indexed`` with ``bytes`` + ``blosc`` inside and a
 ``bytes`` + ``crc32c`` index at the end, are accepted (:func:`reader_for` returns ``None`` for
 anything else, and the caller falls back to zarr).
+
+Arrays of a mouse whose converter wrote every chunk (``strict``) refuse a missing shard or an
+unwritten chunk with :class:`~sensorium_data.errors.MissingChunkError`; older stores read them as
+the fill value, as zarr does. Every failure names the store's URL and the shard's key.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
-from .errors import RemoteReadError
+from .errors import MissingChunkError, RemoteReadError
 from .shards import shard_layout
-from .stores import gather_or_cancel
+from .stores import RetryingStore, gather_or_cancel
 
 __all__ = ["ChunkReader", "read_windows", "reader_for"]
 
@@ -69,10 +73,10 @@ def read_windows(
     return sync(gather())
 
 
-def reader_for(array: zarr.Array) -> ChunkReader | None:
+def reader_for(array: zarr.Array, *, strict: bool | None = None) -> ChunkReader | None:
     """A :class:`ChunkReader` for ``array``, or ``None`` if its layout is not one it reads."""
     try:
-        return ChunkReader(array)
+        return ChunkReader(array, strict=strict)
     except ValueError:
         return None
 
@@ -84,9 +88,13 @@ class ChunkReader:
     ----------
     array
         A zarr array written by the converter (see the module docstring for the layouts).
+    strict
+        Whether every chunk inside the array was written (a missing one is an error); by
+        default, what :func:`~sensorium_data.stores.open_root` found in the mouse's attributes
+        (``False`` for arrays opened some other way).
     """
 
-    def __init__(self, array: zarr.Array) -> None:
+    def __init__(self, array: zarr.Array, *, strict: bool | None = None) -> None:
         layout = shard_layout(array)
         chunk = layout.chunk_shape
         inner = range(1, array.ndim - 1)
@@ -106,9 +114,17 @@ class ChunkReader:
         self.indexes: dict[tuple[int, ...], np.ndarray] = {}
         self.bytes_read = 0
         # a plain local store is read with pread in the decode threads: one hop per chunk
-        self.local_root = str(self.store.root) if isinstance(self.store, LocalStore) else None
+        inner = self.store._store if isinstance(self.store, RetryingStore) else self.store
+        self.local_root = str(inner.root) if isinstance(inner, LocalStore) else None
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
+        if isinstance(self.store, RetryingStore):
+            self.url = self.store.url.rstrip("/")
+            if strict is None:
+                strict = self.store.is_written(self._key((0,)))
+        else:
+            self.url = self.local_root or str(self.store)
+        self.strict = bool(strict)
 
     def __del__(self) -> None:
         for fd in getattr(self, "_fds", {}).values():
@@ -182,6 +198,10 @@ class ChunkReader:
         prefix = f"{self.path}/" if self.path else ""
         return prefix + "c/" + "/".join(map(str, shard))
 
+    def _where(self, shard: tuple[int, ...]) -> str:
+        """The URL (or path) of a shard, for error messages."""
+        return f"{self.url}/{self._key(shard)}"
+
     async def _load_indexes(self, shards: set[tuple[int, ...]]) -> None:
         missing = [s for s in shards if s not in self.indexes]
         if missing:
@@ -194,12 +214,23 @@ class ChunkReader:
         buf = await self.store.get(
             self._key(shard), default_buffer_prototype(), SuffixByteRequest(size)
         )
-        if buf is None:  # a shard never written holds only the fill value
-            return np.full((*self.grid, 2), _EMPTY, dtype="<u8")
+        if buf is None:
+            if self.strict:
+                raise MissingChunkError(
+                    f"{self._where(shard)}: shard missing (HTTP 404 or no such file); the "
+                    "converter wrote every shard, so the store is damaged or incompletely copied"
+                )
+            return np.full((*self.grid, 2), _EMPTY, dtype="<u8")  # older stores: fill value
         raw = buf.to_bytes()
+        if len(raw) > size:
+            raise RemoteReadError(
+                f"{self._where(shard)}: expected the last {size} bytes (the shard index), got "
+                f"{len(raw)}; the server ignored the Range header"
+            )
         if len(raw) != size or google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
             raise RemoteReadError(
-                f"{self._key(shard)}: shard index failed its checksum ({len(raw)} bytes read)"
+                f"{self._where(shard)}: shard index failed its checksum ({len(raw)} bytes "
+                "read); the shard is cut short or damaged"
             )
         return np.frombuffer(raw[:-4], dtype="<u8").reshape(*self.grid, 2)
 
@@ -216,12 +247,14 @@ class ChunkReader:
         if buf is None or len(buf) != nbytes:
             got = "nothing" if buf is None else f"{len(buf)} bytes"
             raise RemoteReadError(
-                f"{self._key(shard)}: expected {nbytes} bytes at {offset}, got {got}"
+                f"{self._where(shard)}: expected {nbytes} bytes at {offset}, got {got}"
             )
         self.bytes_read += int(nbytes)
         data = buf.as_numpy_array()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_pool(), self._decode, data)
+        return await loop.run_in_executor(
+            _pool(), self._decode, data, f"{self._where(shard)} (bytes {offset}-)"
+        )
 
     async def _local_chunks(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
         """Chunks of a local store, read and decoded in the decode threads in two batches
@@ -254,6 +287,11 @@ class ChunkReader:
         if len(self.shape) > 2:
             within[-1] = frame_chunk % self.grid[-1]
         offset, nbytes = self.indexes[self._shard_of(key)][tuple(within)]
+        if offset == _EMPTY and self.strict:
+            raise MissingChunkError(
+                f"{self._where(self._shard_of(key))}: inner chunk {tuple(within)} was never "
+                "written, but the converter writes every chunk; the shard is damaged"
+            )
         return offset, nbytes
 
     def _read_local(self, path: str, offset: int, nbytes: int) -> np.ndarray:
@@ -266,9 +304,14 @@ class ChunkReader:
             raise RemoteReadError(f"{path}: expected {nbytes} bytes at {offset}, got {len(data)}")
         with self._lock:
             self.bytes_read += nbytes
-        return self._decode(data)
+        return self._decode(data, f"{path} (bytes {offset}-)")
 
-    def _decode(self, data: Any) -> np.ndarray:
+    def _decode(self, data: Any, where: str) -> np.ndarray:
         """One chunk's bytes, decompressed, as an array of the chunk's shape."""
-        decoded = self.codec.decode(data)
-        return np.frombuffer(decoded, dtype=self.dtype.newbyteorder("<")).reshape(self.chunk)
+        try:
+            decoded = self.codec.decode(data)
+            return np.frombuffer(decoded, dtype=self.dtype.newbyteorder("<")).reshape(self.chunk)
+        except (RuntimeError, ValueError) as exc:
+            raise RemoteReadError(
+                f"{where}: chunk does not decode ({exc}); the shard is damaged"
+            ) from None

@@ -351,8 +351,19 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     try:
         return int(_COMMANDS[args.command](args) or 0)
-    except (SensoriumDataError, OSError, ValueError) as exc:
-        print(f"sensorium-data {args.command}: error: {cli_words(exc)}", file=sys.stderr)
+    except BrokenPipeError:  # `sensorium-data info ... | head`
+        sys.stderr.close()
+        return 0
+    except Exception as exc:
+        from .remote import is_remote_failure, remote_cause
+
+        if isinstance(exc, SensoriumDataError | OSError | ValueError):
+            message = cli_words(exc)
+        elif is_remote_failure(exc):  # a transfer failed where no URL was at hand (botocore)
+            message = remote_cause(exc)
+        else:
+            raise
+        print(f"sensorium-data {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         from .stores import settle_io
@@ -360,9 +371,6 @@ def _main(argv: Sequence[str] | None) -> int:
         settle_io()  # no asyncio "Task was destroyed" warnings after the line below
         print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `sensorium-data info ... | head`
-        sys.stderr.close()
-        return 0
 
 
 def _convert(args: argparse.Namespace) -> int:

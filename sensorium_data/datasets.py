@@ -24,6 +24,7 @@ from zarr.core.sync import _get_loop, sync
 from .chunkread import reader_for
 from .conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
 from .normalize import Normalizer
+from .schema import EVERY_CHUNK_WRITTEN
 from .stores import (
     gather_or_cancel,
     open_root,
@@ -240,7 +241,9 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 k: a[...] for k, a in opened["arrays"].items() if a.nbytes <= self.resident_bytes
             }
             opened["readers"] = {
-                k: reader_for(a) for k, a in opened["arrays"].items() if k not in opened["resident"]
+                k: reader_for(a, strict=bool(meta.get(EVERY_CHUNK_WRITTEN)))
+                for k, a in opened["arrays"].items()
+                if k not in opened["resident"]
             }
         return opened
 

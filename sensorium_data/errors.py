@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "IncompleteStoreError",
     "InvalidFileTreeError",
+    "MissingChunkError",
     "MouseExistsError",
     "MouseNotFoundError",
     "RemoteReadError",
@@ -52,7 +53,11 @@ class MouseExistsError(SensoriumDataError, FileExistsError):
 
 
 class RemoteReadError(SensoriumDataError, OSError):
-    """A read of a remote store kept failing after its retries."""
+    """A read of a remote store or source failed (after its retries, where retrying helps)."""
+
+
+class MissingChunkError(RemoteReadError):
+    """A chunk the converter wrote is not in the store (HTTP 404, a deleted or uncopied file)."""
 
 
 class SchemaError(SensoriumDataError, ValueError):

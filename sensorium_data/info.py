@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from .remote import is_remote_failure
 from .schema import ATTRS_KEY
 from .stores import open_root, read_mice
 
@@ -38,10 +39,16 @@ def format_bytes(n: float | None) -> str:
 
 
 def _store_bytes(group: zarr.Group) -> int | None:
+    """The bytes of a group, or ``None`` where the store cannot list (a web server without
+    directory listing answers 403, an S3 bucket without list permission AccessDenied)."""
     try:
         return int(zarr.core.sync.sync(group.store.getsize_prefix(group.path)))
-    except (NotImplementedError, OSError, ValueError):  # stores that cannot list (plain HTTP)
+    except (NotImplementedError, OSError, ValueError):
         return None
+    except Exception as exc:
+        if is_remote_failure(exc):  # aiohttp's 403/405 on a directory
+            return None
+        raise
 
 
 def _shape(t: tuple[int, ...] | None) -> str:
@@ -79,9 +86,9 @@ def describe_store(url: Any, storage_options: dict[str, Any] | None = None) -> s
             )
         stored, source = _store_bytes(group), meta.get("source_bytes")
         ratio = f" ({stored / source:.2f}x)" if stored and source else ""
+        in_store = "unknown (the server does not list)" if stored is None else format_bytes(stored)
         lines.append(
-            f"  size     {format_bytes(stored)} in the store, {format_bytes(source)} of source "
-            f"files{ratio}"
+            f"  size     {in_store} in the store, {format_bytes(source)} of source files{ratio}"
         )
     return "\n".join(lines)
 

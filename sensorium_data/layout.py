@@ -20,6 +20,7 @@ from .filetree import FileTree
 from .npyio import decode_object_array, encode_object_array
 from .schema import (
     ATTRS_KEY,
+    EVERY_CHUNK_WRITTEN,
     FORMAT_VERSION,
     LABELS,
     ChunkOptions,
@@ -75,8 +76,8 @@ def _write_small(
         dimension_names=list(dims),
         attributes=attrs or {},
     )
-    if arr.size:
-        z[...] = arr
+    if arr.size:  # every chunk, even one equal to the fill value: a missing chunk is an error
+        z.with_config({"write_empty_chunks": True})[...] = arr
 
 
 def _check_dim_sizes(
@@ -110,6 +111,7 @@ def create_mouse_group(
         "format_version": FORMAT_VERSION,
         "toolkit_version": __version__,
         "complete": False,
+        EVERY_CHUNK_WRITTEN: True,  # readers refuse a missing chunk (see stores.RetryingStore)
         "kind": tree.kind,
         "data_key": tree.data_key,
         "source_name": tree.name,

@@ -18,6 +18,7 @@ from .errors import SchemaError
 __all__ = [
     "ATTRS_KEY",
     "DATA_DIMS",
+    "EVERY_CHUNK_WRITTEN",
     "FORMAT_VERSION",
     "LABELS",
     "ChunkOptions",
@@ -32,6 +33,8 @@ __all__ = [
 
 FORMAT_VERSION = 1
 ATTRS_KEY = "sensorium"  # group attribute holding the toolkit's metadata
+#: mouse attribute: the converter wrote every chunk, so a missing one is lost data, not fill
+EVERY_CHUNK_WRITTEN = "every_chunk_written"
 
 #: Dimensions of one trial of each official data key (the ``trial`` dimension comes first).
 DATA_DIMS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -19,7 +19,8 @@ from typing import Any
 
 import fsspec
 
-from .errors import InvalidFileTreeError
+from .errors import InvalidFileTreeError, RemoteReadError
+from .remote import check_protocol, remote_errors
 
 __all__ = ["DirectorySource", "TreeSource", "ZipSource", "open_source"]
 
@@ -110,7 +111,8 @@ class DirectorySource(TreeSource):
     """An unpacked tree: the folder that holds ``data/`` and ``meta/``."""
 
     def _open(self) -> dict[str, Any]:
-        fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        with remote_errors(self.url):
+            fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         return {"fs": fs, "root": root.rstrip("/"), "local": _is_local(fs)}
 
     @property
@@ -119,13 +121,15 @@ class DirectorySource(TreeSource):
 
     def file_sizes(self) -> dict[str, int]:
         fs, root = self.handles["fs"], self.handles["root"]
-        if not fs.isdir(root):
-            raise InvalidFileTreeError(f"{self.url}: no such folder")
-        if self.handles["local"]:
-            return _scan_local(root)
+        with remote_errors(self.url):
+            if not fs.isdir(root):
+                raise InvalidFileTreeError(f"{self.url}: no such folder")
+            if self.handles["local"]:
+                return _scan_local(root)
+            found_files = fs.find(root, detail=True)
         prefix = root.replace(os.sep, "/").rstrip("/") + "/"
         out = {}
-        for found, detail in fs.find(root, detail=True).items():
+        for found, detail in found_files.items():
             path = found.replace(os.sep, "/")
             rel = path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root)
             out[rel] = int(detail.get("size") or 0)
@@ -138,7 +142,8 @@ class DirectorySource(TreeSource):
             if h["local"]:
                 with open(full, "rb") as f:
                     return f.read()
-            return h["fs"].cat_file(full)
+            with remote_errors(self.describe(path)):
+                return bytes(h["fs"].cat_file(full))
         except FileNotFoundError:
             raise InvalidFileTreeError(f"{self.describe(path)}: file is missing") from None
 
@@ -147,14 +152,16 @@ class DirectorySource(TreeSource):
         if h["local"] or len(paths) < 2:
             return [self.read(p) for p in paths]
         full = [f"{h['root']}/{p}" for p in paths]
-        got = h["fs"].cat(full, on_error="return")
+        with remote_errors(self.describe(paths[0])):
+            got = h["fs"].cat(full, on_error="return")
         out = []
         for p, f in zip(paths, full, strict=True):
             value = got[f]
             if isinstance(value, FileNotFoundError):
                 raise InvalidFileTreeError(f"{self.describe(p)}: file is missing")
             if isinstance(value, BaseException):
-                raise value
+                with remote_errors(self.describe(p)):
+                    raise value
             out.append(value)
         return out
 
@@ -167,13 +174,19 @@ class ZipSource(TreeSource):
     """
 
     def _open(self) -> dict[str, Any]:
-        fs, path = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        with remote_errors(self.url):
+            fs, path = fsspec.core.url_to_fs(self.url, **self.storage_options)
         try:
-            fobj = fs.open(path, "rb")
+            with remote_errors(self.url):
+                fobj = fs.open(path, "rb")
         except FileNotFoundError:
             raise InvalidFileTreeError(f"{self.url}: no such file") from None
         try:
-            zf = zipfile.ZipFile(fobj)
+            with remote_errors(self.url):
+                zf = zipfile.ZipFile(fobj)
+        except RemoteReadError:
+            fobj.close()
+            raise
         except _ZIP_READ_ERRORS as exc:
             fobj.close()
             why = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else exc
@@ -194,7 +207,10 @@ class ZipSource(TreeSource):
         if info is None:
             raise InvalidFileTreeError(f"{self.describe(path)}: file is missing")
         try:
-            return h["zip"].read(info)
+            with remote_errors(self.describe(path)):
+                return h["zip"].read(info)
+        except RemoteReadError:
+            raise
         except _ZIP_READ_ERRORS as exc:
             raise InvalidFileTreeError(
                 f"{self.describe(path)}: cannot read this zip member ({type(exc).__name__}: {exc})"
@@ -330,6 +346,7 @@ def open_source(
 ) -> TreeSource:
     """A :class:`ZipSource` for ``*.zip`` URLs, else a :class:`DirectorySource`."""
     url = os.fspath(url)
+    check_protocol(url)
     if url.rstrip("/").lower().endswith(".zip"):
         return ZipSource(url, storage_options)
     return DirectorySource(url.rstrip("/") or url, storage_options)

@@ -11,23 +11,30 @@ import asyncio
 import concurrent.futures
 import os
 import random
+import re
 import warnings
 from typing import Any
 
 import fsspec
+import google_crc32c
+import numcodecs
+import numpy as np
 import xarray as xr
 import zarr
-from zarr.abc.store import Store
+from zarr.abc.store import RangeByteRequest, Store
 from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
 from .errors import (
     IncompleteStoreError,
+    MissingChunkError,
     MouseNotFoundError,
     RemoteReadError,
     SchemaError,
     StoreNotFoundError,
 )
-from .schema import ATTRS_KEY, check_mouse_attrs, statistic_problem
+from .remote import check_protocol, is_remote_failure, remote_cause
+from .schema import ATTRS_KEY, EVERY_CHUNK_WRITTEN, check_mouse_attrs, statistic_problem
+from .shards import shard_layout
 
 __all__ = [
     "check_statistics",
@@ -44,6 +51,8 @@ __all__ = [
 ]
 
 _CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
+#: zarr v3 chunk keys (``<array>/c/0/3``): every other key is metadata, which may be absent
+_CHUNK_KEY = re.compile(r"(?:^|/)c(?:/\d+)*$")
 
 
 class quiet:
@@ -127,6 +136,7 @@ def make_remote_store(
         if storage_options:
             raise TypeError("storage_options are only accepted for remote URLs, not local paths")
         return LocalStore(url, read_only=read_only)
+    check_protocol(url)
     if "::" in url:  # fsspec chains (simplecache::s3://...) are synchronous: wrap them
         fs, path = fsspec.url_to_fs(url, **(storage_options or {}))
         return FsspecStore(_chain_wrapper()(fs, asynchronous=True), path=path, read_only=read_only)
@@ -138,32 +148,115 @@ class RetryingStore(WrapperStore):  # type: ignore[type-arg]
 
     Each request is retried on its own, ``retries`` times with jittered exponential backoff from
     ``wait`` seconds; then :class:`~sensorium_data.errors.RemoteReadError` names the URL and
-    the key (chunk or metadata document). A missing key is not an error (zarr asks for keys
-    that may not exist); a partial or failed transfer never reaches zarr's decoder.
+    the key (chunk or metadata document), as it does at once for every other failure (403, S3
+    errors). A missing metadata key is not an error (zarr asks for keys that may not exist); a
+    missing chunk of a group in ``written`` (prefixes of mice whose converter wrote every chunk)
+    is a :class:`~sensorium_data.errors.MissingChunkError`, not the fill value. A partial or
+    failed transfer never reaches zarr's decoder: byte ranges must come back whole, and the
+    index of a shard of an array in ``index_bytes`` (array path -> bytes of its shard index)
+    must match its crc32c, so that a shard cut short is named here, not by a checksum error.
     """
 
-    def __init__(self, store: Store, *, url: str, retries: int = 4, wait: float = 0.1) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        url: str,
+        retries: int = 4,
+        wait: float = 0.1,
+        written: tuple[str, ...] = (),
+        index_bytes: dict[str, int] | None = None,
+    ) -> None:
         super().__init__(store)
         self.url = url
         self.retries = retries
         self.wait = wait
+        self.written = written
+        self.index_bytes = dict(index_bytes or {})
+        self.zstd_arrays: set[str] = set()
 
     def _with_store(self, store: Store) -> RetryingStore:
-        return type(self)(store, url=self.url, retries=self.retries, wait=self.wait)
+        copy = type(self)(
+            store,
+            url=self.url,
+            retries=self.retries,
+            wait=self.wait,
+            written=self.written,
+            index_bytes=self.index_bytes,
+        )
+        copy.zstd_arrays = self.zstd_arrays
+        return copy
+
+    def is_written(self, key: str) -> bool:
+        """Whether ``key`` is a chunk the converter wrote (so that it must exist)."""
+        return key.startswith(self.written) and bool(_CHUNK_KEY.search(key))
 
     async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        buf = await self._get(key, prototype, byte_range)
+        if buf is None:
+            if self.is_written(key):
+                raise MissingChunkError(
+                    f"{self.url.rstrip('/')}/{key}: chunk missing (HTTP 404, or no such object "
+                    "or file); the converter wrote every chunk, so the store is damaged or "
+                    "incompletely copied"
+                )
+            return None
+        if self.index_bytes or self.zstd_arrays:
+            self._check(key, byte_range, buf)
+        return buf
+
+    def _check(self, key: str, byte_range: Any, buf: Any) -> None:
+        """Refuse a short byte range, a small chunk that does not decode or a shard whose index
+        fails its crc32c."""
+        where = f"{self.url.rstrip('/')}/{key}"
+        if isinstance(byte_range, RangeByteRequest):
+            wanted = byte_range.end - byte_range.start
+            if len(buf) != wanted:
+                why = "is cut short" if len(buf) < wanted else "ignored the Range header"
+                raise RemoteReadError(
+                    f"{where}: expected {wanted} bytes at {byte_range.start}, got {len(buf)}; "
+                    f"the {'object' if len(buf) < wanted else 'server'} {why}"
+                )
+            return
+        array = _CHUNK_KEY.sub("", key)
+        if array in self.zstd_arrays and byte_range is None:  # small arrays: decoding is cheap
+            try:
+                numcodecs.Zstd().decode(buf.to_bytes())
+            except RuntimeError as exc:
+                raise RemoteReadError(
+                    f"{where}: chunk does not decode ({exc}); the object is cut short or damaged"
+                ) from None
+        size = self.index_bytes.get(array)
+        if size is None:
+            return
+        if byte_range is not None and len(buf) > size:
+            raise RemoteReadError(
+                f"{where}: expected the last {size} bytes (the shard index), got {len(buf)}; "
+                "the server ignored the Range header"
+            )
+        raw = buf.to_bytes()[-size:]  # a whole shard ends with its index: (offset, nbytes)... crc
+        if len(raw) != size or google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
+            raise RemoteReadError(
+                f"{where}: shard index failed its checksum ({len(buf)} bytes read); the object "
+                "is cut short or damaged"
+            )
+
+    async def _get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
         for attempt in range(self.retries + 1):
             try:
                 return await self._store.get(key, prototype, byte_range)
             except Exception as exc:
                 if not is_transient(exc):
-                    raise
+                    if isinstance(exc, FileNotFoundError) or not is_remote_failure(exc):
+                        raise
+                    raise RemoteReadError(
+                        f"{self.url.rstrip('/')}/{key}: {remote_cause(exc)}"
+                    ) from exc
                 if attempt == self.retries:
                     raise RemoteReadError(
                         f"{self.url}: reading {key}"
                         + (f" ({byte_range})" if byte_range is not None else "")
-                        + f" failed {self.retries + 1} times; last error: "
-                        f"{type(exc).__name__}: {exc}"
+                        + f" failed {self.retries + 1} times; last error: {remote_cause(exc)}"
                     ) from exc
                 await asyncio.sleep(self.wait * 2**attempt * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -231,19 +324,61 @@ def _chain_wrapper() -> type:
 def open_root(
     url: Any, storage_options: dict[str, Any] | None, *, retries: int = 4
 ) -> tuple[zarr.Group, Store]:
-    """The root group of a sensorium store (read-only) and its zarr store."""
+    """The root group of a sensorium store (read-only) and its zarr store.
+
+    A local path is wrapped too (without retries), so that a missing chunk of a mouse whose
+    converter wrote every chunk is an error there as well.
+    """
     store = make_store(url, storage_options, retries=retries)
+    if isinstance(store, LocalStore) and not isinstance(url, Store):
+        store = RetryingStore(store, url=store_url(url), retries=0)
     try:
         with quiet():
             root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=None)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+    except (zarr.errors.NodeTypeValidationError, zarr.errors.ContainsArrayError):
+        raise StoreNotFoundError(
+            f"{url}: a Zarr array, not a sensorium_data store (a Zarr group written by "
+            "`sensorium-data convert`); pass the store's root folder as url"
+        ) from None
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise StoreNotFoundError(f"{url}: no Zarr v3 store here") from None
+    except ValueError as exc:  # zarr.json that is not JSON (cut short) or not Zarr metadata
+        raise StoreNotFoundError(
+            f"{url}: zarr.json does not parse as Zarr v3 metadata ({exc}); the object is cut "
+            "short or not a Zarr store"
+        ) from None
     if ATTRS_KEY not in root.attrs:
         raise StoreNotFoundError(
             f"{url}: a Zarr group, but not a sensorium_data store; create one with "
             "`sensorium-data convert SRC -o STORE`"
         )
+    if isinstance(store, RetryingStore):
+        _mark_written(store, root)
     return root, store
+
+
+def _mark_written(store: RetryingStore, root: zarr.Group) -> None:
+    """Tell ``store`` which mice had every chunk written, the index size of their shards and
+    which of their chunks are zstd frames (from the consolidated metadata: no request)."""
+    mice = dict(root.groups())
+    store.written = tuple(
+        f"{name}/"
+        for name, group in mice.items()
+        if dict(group.attrs).get(ATTRS_KEY, {}).get(EVERY_CHUNK_WRITTEN)
+    )
+    for name, group in mice.items():
+        for path, node in group.members(max_depth=None):
+            if not isinstance(node, zarr.Array):
+                continue
+            if node.shards is not None:
+                try:
+                    shard_layout(node)  # the converter's: an index with a crc32c at the end
+                except ValueError:
+                    continue
+                per_shard = np.prod([s // c for s, c in zip(node.shards, node.chunks, strict=True)])
+                store.index_bytes[f"{name}/{path}"] = 16 * int(per_shard) + 4
+            elif [c["name"] for c in node.metadata.to_dict()["codecs"]][-1:] == ["zstd"]:
+                store.zstd_arrays.add(f"{name}/{path}")
 
 
 def list_mice(url: Any, storage_options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:

@@ -45,7 +45,8 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture
 def http_server() -> Iterator[HttpServerFactory]:
-    """Factory: ``http_server(root, latency=0.0, fail_every=0, reset_every=0, reset_mode="close")``.
+    """Factory: ``http_server(root, latency=0.0, fail_every=0, reset_every=0, reset_mode="close",
+    listing=True, forbidden=())``.
 
     Returns a running ``RangeHTTPServer`` (``.url``, ``.url_for(rel)``, counters); every server
     started through the factory is stopped at teardown, after cached http filesystems (e.g. the

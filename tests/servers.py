@@ -7,7 +7,9 @@ directly.
 static object host does: ``Range`` requests (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``) get a 206
 with ``Content-Range``; unsatisfiable ranges a 416; ``HEAD`` gives ``Content-Length`` and
 ``Accept-Ranges: bytes``; directories answer with the HTML index of :mod:`http.server`, which is
-what fsspec's ``HTTPFileSystem`` parses for ``ls``/``find``. It can also sleep per request
+what fsspec's ``HTTPFileSystem`` parses for ``ls``/``find``, or, with ``listing=False``, with 403 as
+nginx does with ``autoindex off``. Paths in ``forbidden`` answer 403 (an object the server
+may not serve). It can also sleep per request
 (``latency``) and inject faults (``fail_every``, ``reset_every``), and counts what it was asked.
 
 The S3 side (``MotoS3Server``, ``upload_dir``, ``close_cached_filesystems``, ``TEST_AWS_ENV``)
@@ -27,6 +29,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -136,6 +139,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self._abort()
             return
         fs_path = self.translate_path(self.path)
+        url_path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        if url_path in self.server.forbidden or (
+            os.path.isdir(fs_path) and not self.server.listing
+        ):
+            self.send_error(403, "Forbidden")  # nginx, autoindex off
+            return
         if os.path.isdir(fs_path):
             listing = self.send_head()  # redirect, index.html or HTML listing
             if listing is not None:
@@ -210,8 +219,12 @@ class _Server(http.server.ThreadingHTTPServer):
         fail_every: int,
         reset_every: int,
         reset_mode: Literal["close", "truncate"],
+        listing: bool,
+        forbidden: frozenset[str],
     ) -> None:
         self.root = root
+        self.listing = listing
+        self.forbidden = forbidden
         self.latency = latency
         self.fail_every = fail_every
         self.reset_every = reset_every
@@ -289,6 +302,11 @@ class RangeHTTPServer:
         ``"close"``: drop the connection before any response byte. ``"truncate"``: send the
         headers and half of the body of a file GET, then drop the connection (other requests
         are dropped as with ``"close"``).
+    listing
+        ``True``: directories answer with an HTML listing (``python -m http.server``);
+        ``False``: with 403, as nginx with ``autoindex off`` (and S3 without list permission).
+    forbidden
+        URL paths (``/store.zarr/m/responses/c/0/0``) answered with 403 Forbidden.
 
     Examples
     --------
@@ -304,6 +322,8 @@ class RangeHTTPServer:
         fail_every: int = 0,
         reset_every: int = 0,
         reset_mode: Literal["close", "truncate"] = "close",
+        listing: bool = True,
+        forbidden: Collection[str] = (),
     ) -> None:
         root = Path(root)
         if not root.is_dir():
@@ -318,6 +338,8 @@ class RangeHTTPServer:
             "fail_every": int(fail_every),
             "reset_every": int(reset_every),
             "reset_mode": reset_mode,
+            "listing": bool(listing),
+            "forbidden": frozenset(forbidden),
         }
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

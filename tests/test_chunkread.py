@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from zarr.codecs import BloscCodec
 
 from sensorium_data.chunkread import ChunkReader, reader_for
-from sensorium_data.errors import RemoteReadError
+from sensorium_data.errors import MissingChunkError, RemoteReadError
 from sensorium_data.shards import write_shards
 
 
@@ -79,6 +79,21 @@ def test_bytes_read_are_the_chunks_touched(arrays) -> None:
 def test_unwritten_shards_read_as_the_fill_value(tmp_path: Path) -> None:
     arr = sharded(tmp_path / "empty", (10, 3), (2, 3), (4, 3), write=False)
     assert np.isnan(ChunkReader(arr).rows(np.array([0, 9]))).all()
+
+
+def test_strict_readers_refuse_unwritten_shards_and_chunks(tmp_path: Path) -> None:
+    empty = sharded(tmp_path / "empty", (10, 3), (2, 3), (4, 3), write=False)
+    with pytest.raises(MissingChunkError, match=r"empty/c/2/0: shard missing"):
+        ChunkReader(empty, strict=True).rows(np.array([9]))
+    arr = sharded(tmp_path / "holey", (8, 3), (2, 3), (4, 3), write=False)
+    data = np.ones((4, 3), dtype=np.float32)
+    arr.with_config({"write_empty_chunks": False})[:4] = np.where(
+        np.arange(4)[:, None] < 2, data, np.nan
+    )
+    assert ChunkReader(arr).rows(np.array([1]))[0, 0] == 1  # zarr skipped the all-NaN chunk
+    assert np.isnan(ChunkReader(arr).rows(np.array([2]))).all()
+    with pytest.raises(MissingChunkError, match=r"holey/c/0/0: inner chunk \(1, 0\) was never"):
+        ChunkReader(arr, strict=True).rows(np.array([2]))
 
 
 def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:

@@ -110,6 +110,15 @@ class TestRangeSemantics:
         assert requests.get(srv.url_for("nope.bin"), timeout=5).status_code == 404
         assert requests.head(srv.url_for("a/nope"), timeout=5).status_code == 404
 
+    def test_without_listing_directories_are_403_and_files_served(self, tree, http_server):
+        srv = http_server(tree, listing=False, forbidden={"/a/b/y.txt"})
+        assert requests.get(srv.url_for("a") + "/", timeout=5).status_code == 403
+        assert requests.get(srv.url_for("a"), timeout=5).status_code == 403
+        assert requests.get(srv.url_for("a/x.txt"), timeout=5).text == "x"
+        assert requests.get(srv.url_for("a/b/y.txt"), timeout=5).status_code == 403
+        with pytest.raises(Exception, match="403"):
+            fsspec.filesystem("http", skip_instance_cache=True).ls(srv.url_for("a") + "/")
+
     def test_directory_listing_links_children(self, tree, http_server):
         srv = http_server(tree)
         r = requests.get(srv.url_for("a") + "/", timeout=5)
