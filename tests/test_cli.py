@@ -24,6 +24,7 @@ def synth_trees(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return trees
 
 
+@pytest.mark.slow
 def test_convert_verify_info_export(tmp_path: Path, synth_trees: list[Path], capsys) -> None:
     store = tmp_path / "s.zarr"
     srcs = [str(p) for p in synth_trees]
@@ -102,6 +103,7 @@ def test_errors_exit_1_with_a_message(tmp_path: Path, capsys) -> None:
     assert main([]) == 2
 
 
+@pytest.mark.slow
 def test_demo_console_script(tmp_path: Path) -> None:
     exe = shutil.which("sensorium-data")
     assert exe, "the console script is installed by pip install -e ."

@@ -101,6 +101,7 @@ def test_zip_and_folder_give_the_same_store(tmp_path: Path) -> None:
     assert verify(tmp_path / "zip.zarr", [zipped]) == []
 
 
+@pytest.mark.slow
 def test_several_mice_one_store_and_adding_keeps_the_others(tmp_path: Path) -> None:
     a = write_tree(tmp_path, "static", name="static11111-1-1-GrayImageNet-x")
     b = write_tree(tmp_path, "dynamic", name="dynamic22222-2-2-Video-x", seed=1)

@@ -80,6 +80,7 @@ def slow_source(tmp_path: Path, http_server):
     return src, srv.url_for(src.name)
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_an_incomplete_mouse_that_rerunning_redoes(tmp_path, slow_source) -> None:
     src, url = slow_source
     store = tmp_path / "s.zarr"
@@ -99,6 +100,7 @@ def test_kill_9_leaves_an_incomplete_mouse_that_rerunning_redoes(tmp_path, slow_
     assert verify(store, [src]) == []
 
 
+@pytest.mark.slow
 def test_kill_9_during_overwrite_does_not_leave_the_old_mouse_looking_finished(
     tmp_path, slow_source
 ) -> None:
@@ -113,6 +115,7 @@ def test_kill_9_during_overwrite_does_not_leave_the_old_mouse_looking_finished(
         sd.open_mouse(store)
 
 
+@pytest.mark.slow
 def test_ctrl_c_cleans_up(tmp_path, slow_source) -> None:
     src, url = slow_source
     store = tmp_path / "s.zarr"

@@ -84,6 +84,7 @@ def test_train_windows_are_reproducible_with_a_seeded_generator(store: Path) -> 
     assert_same(a, run())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 2])
 @pytest.mark.parametrize("mouse, kw", [(STATIC, {}), (DYNAMIC, DYN_KW)], ids=["static", "dynamic"])
 def test_memory_http_s3_equal_local(
@@ -107,6 +108,7 @@ def test_memory_http_s3_equal_local(
         assert_same(got, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context", ["fork", "forkserver", "spawn"])
 def test_worker_start_methods(store: Path, context: str) -> None:
     expected = batches(store, STATIC, "test")
@@ -114,6 +116,7 @@ def test_worker_start_methods(store: Path, context: str) -> None:
     assert_same(got, expected)
 
 
+@pytest.mark.slow
 def test_in_memory_equals_streaming(store: Path) -> None:
     for mouse, kw in ((STATIC, {}), (DYNAMIC, DYN_KW)):
         assert_same(
@@ -133,6 +136,7 @@ def test_in_memory_equals_streaming(store: Path) -> None:
 
 
 # aiohttp can leave a session behind when a connection is reset mid-body; it is collected here
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_faults_are_retried_and_never_reach_a_batch(store: Path, http_server) -> None:
     expected = batches(store, DYNAMIC, "validation", **DYN_KW)
@@ -147,6 +151,7 @@ def test_faults_are_retried_and_never_reach_a_batch(store: Path, http_server) ->
     gc.collect()
 
 
+@pytest.mark.slow
 def test_a_persistent_error_names_the_url_and_chunk(store: Path, http_server) -> None:
     srv = http_server(store.parent)
     loaders = make_loaders(
@@ -235,6 +240,7 @@ def test_prefetching_gives_the_same_batches_and_cleans_up(store: Path) -> None:
         sd.loaders.Lookahead(loader.batch_sampler.sampler, loader.dataset, depth=0)
 
 
+@pytest.mark.slow
 def test_a_failed_prefetch_raises_when_its_batch_is_asked_for(store: Path, http_server) -> None:
     srv = http_server(store.parent)
     (loader,) = make_loaders(

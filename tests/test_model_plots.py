@@ -318,6 +318,7 @@ def run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestEvaluatePlots:
+    @pytest.mark.slow
     def test_writes_pngs(self, run: Path, store: Path, tmp_path: Path, capsys) -> None:
         out = tmp_path / "plots"
         args = ["evaluate", "--checkpoint", str(run), "--store", str(store), "--device", "cpu"]

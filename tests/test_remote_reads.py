@@ -185,6 +185,7 @@ def reset_auth(s3_server, count: str) -> None:
 
 
 class TestMissingChunks:
+    @pytest.mark.slow
     @pytest.mark.parametrize("where", ["http", "local"])
     def test_a_missing_shard_names_the_url_and_key(
         self, converted, http_server, tmp_path: Path, capsys, where: str
@@ -229,6 +230,7 @@ class TestMissingChunks:
 
 
 class TestFailedReadsNameTheUrl:
+    @pytest.mark.slow
     def test_403_on_a_chunk(self, converted, http_server) -> None:
         store, _ = converted
         srv = http_server(store.parent, forbidden={f"/s.zarr/{SHARD}"})
@@ -240,6 +242,7 @@ class TestFailedReadsNameTheUrl:
             first_batch(url)
         close_cached_filesystems()
 
+    @pytest.mark.slow
     def test_a_missing_chunk_in_a_bucket_without_list_permission(
         self, converted, get_only_reader, tmp_path: Path
     ) -> None:
@@ -251,6 +254,7 @@ class TestFailedReadsNameTheUrl:
             sd.open_mouse(url, STATIC, opts).responses.load()
         close_cached_filesystems()
 
+    @pytest.mark.slow
     def test_bodies_cut_short(self, converted, http_server, tmp_path: Path) -> None:
         store, _ = converted
         copy = copy_store(store, tmp_path)

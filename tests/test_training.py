@@ -123,6 +123,7 @@ class TestTrainRun:
         assert static_run.best_epoch == best["epoch"]
         assert static_run.best_score == pytest.approx(best["score"])
 
+    @pytest.mark.slow
     def test_evaluate_scores_tiers_with_responses(self, static_run, static_store: Path) -> None:
         report = evaluate(static_run.model, static_store)
         first, competition = _open_and_competition(static_store)
@@ -149,6 +150,7 @@ class TestTrainRun:
         ]
         check_submission(tmp_path / "sub", static_store)
 
+    @pytest.mark.slow
     def test_modulator_model_round_trip(self, static_store: Path, tmp_path: Path) -> None:
         """The behaviour modulator trains on both mice, is saved and loaded whole, and its
         predictions (which need the trials' behaviour) make a valid submission."""
@@ -183,6 +185,7 @@ class TestTrainRun:
             predict(static_run.model, static_store, "oracle", mouse)
 
 
+@pytest.mark.slow
 class TestDynamic:
     def test_train_evaluate_submit(self, dynamic_run, dynamic_store, tmp_path: Path) -> None:
         assert [(e["tier"], e["lr"]) for e in dynamic_run.history] == [("oracle", 0.005)] * 2
@@ -215,6 +218,7 @@ class TestDynamic:
 
 
 class TestResume:
+    @pytest.mark.slow
     def test_resume_continues_where_it_stopped(self, static_run, static_store, tmp_path) -> None:
         out = tmp_path / "run"
         one = dataclasses.replace(STATIC, max_epochs=1)
@@ -249,6 +253,7 @@ class TestResume:
         )
         assert again.resumed_from == 2 and again.epochs == 2  # finished: nothing to do
 
+    @pytest.mark.slow
     def test_resume_a_checkpoint_older_than_a_config_field(self, static_store, tmp_path) -> None:
         """A checkpoint written before a ModelConfig field existed resumes: the missing field
         takes its default. Another value of an existing field is still refused."""
@@ -479,6 +484,7 @@ class TestConfig:
             train(static_store, "video-gru", tmp_path, progress=False)
 
 
+@pytest.mark.slow
 class TestCLI:
     def test_train_evaluate_submit(self, static_store: Path, tmp_path: Path, capsys) -> None:
         run, mouse = tmp_path / "run", _open_and_competition(static_store)[0]
@@ -605,6 +611,7 @@ def _learning_mouse(tmp_path: Path, **knobs) -> tuple[Path, dict[str, np.ndarray
         return store, dict(truth)
 
 
+@pytest.mark.slow
 def test_cnn_learns_a_stimulus_only_mouse(tmp_path) -> None:
     """The CNN baseline, shrunk, on a synthetic mouse whose rates depend on the image alone:
     8 epochs on 36 x 64 images reach a share of the noise ceiling (the single-trial
@@ -633,6 +640,7 @@ def test_cnn_learns_a_stimulus_only_mouse(tmp_path) -> None:
     assert score > LEARN_SHARE * ceiling
 
 
+@pytest.mark.slow
 def test_modulator_learns_the_behavioural_gain(tmp_path) -> None:
     """``sensorium-plus-modulator``, shrunk, on a mouse whose gain is set by running and pupil
     (``behavior_gain=1``): after a few epochs the modulator's gain follows the true one across

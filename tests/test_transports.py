@@ -44,6 +44,7 @@ def test_memory_store(local_store: tuple[Path, list[Path]]) -> None:
     assert verify(url, trees) == []
 
 
+@pytest.mark.slow
 def test_http_store(local_store: tuple[Path, list[Path]], http_server) -> None:
     store, _ = local_store
     srv = http_server(store.parent)
@@ -64,6 +65,7 @@ def test_http_open_reads_consolidated_metadata_and_no_data(
     assert not [p for p in paths if any(f"/22222-2-2/{v}/" in p for v in data_vars)]
 
 
+@pytest.mark.slow
 def test_s3_store_and_simplecache(
     local_store: tuple[Path, list[Path]], s3_server, s3_bucket, tmp_path
 ) -> None:
@@ -77,6 +79,7 @@ def test_s3_store_and_simplecache(
     assert any((tmp_path / "c").iterdir())
 
 
+@pytest.mark.slow
 def test_convert_straight_into_s3(
     local_store: tuple[Path, list[Path]], s3_server, s3_bucket
 ) -> None:
@@ -86,6 +89,7 @@ def test_convert_straight_into_s3(
     assert_equal_to_local(url, store, storage_options=s3_server.storage_options)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
 def test_sources_over_http(
     local_store: tuple[Path, list[Path]], http_server, tmp_path: Path, as_zip: bool
@@ -104,6 +108,7 @@ def test_sources_over_http(
     assert verify(out, [url]) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
 def test_sources_on_s3(
     local_store: tuple[Path, list[Path]], s3_server, s3_bucket, tmp_path: Path, as_zip: bool
