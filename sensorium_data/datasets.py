@@ -217,6 +217,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             "arrays": {k: group[k] for k in keys},
             "valid": group["valid_frames"][...] if "valid_frames" in group else None,
             "memory": None,
+            "ready": None,
             "prescaled": False,
         }
         if self.options.normalize:
@@ -236,6 +237,9 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             opened["memory"] = {
                 k: a.get_orthogonal_selection((self.trials,)) for k, a in opened["arrays"].items()
             }
+            if opened["kind"] == "static":
+                opened["ready"] = self._model_ready(opened)
+                opened["memory"] = None  # the model-ready copy replaces the stored values
         else:
             opened["resident"] = {
                 k: a[...] for k, a in opened["arrays"].items() if a.nbytes <= self.resident_bytes
@@ -246,6 +250,44 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 if k not in opened["resident"]
             }
         return opened
+
+    def _model_ready(self, opened: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """2022 in memory: every array of the dataset's trials normalised, rescaled and
+        neuron-selected once, as contiguous float32 tensors (row ``j`` is ``self.trials[j]``).
+
+        Each value is computed by the same code, element by element, as a streamed batch's, so
+        batches gathered from here equal streamed ones bit for bit.
+        """
+        out = {k: self._finish(opened, k, v, None) for k, v in opened["memory"].items()}
+        if "images" in out and self.options.scale != 1 and not opened["prescaled"]:
+            out["images"] = rescale_images(out["images"], self.options.scale)
+        return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in out.items()}
+
+    def _gather_static(self, ready: dict[str, torch.Tensor], positions: Any) -> dict[str, Any]:
+        """A 2022 batch from the model-ready tensors: one gather per array; the behaviour (and
+        pupil) channels are written into the preallocated image batch, not concatenated."""
+        index = torch.as_tensor(np.asarray(positions, dtype=np.int64))
+        out = {k: torch.index_select(v, 0, index) for k, v in ready.items() if k != "images"}
+        if "images" in ready:
+            images = ready["images"]
+            extras = []
+            if self.options.include_behavior:
+                extras.append(out["behavior"])
+                if self.options.include_pupil:
+                    extras.append(out["pupil_center"])
+            if extras:
+                c = images.shape[1]
+                n = c + sum(e.shape[1] for e in extras)
+                batch = torch.empty((len(index), n, *images.shape[2:]), dtype=torch.float32)
+                batch[:, :c] = images[index]
+                for e in extras:
+                    batch[:, c : c + e.shape[1]] = e[:, :, None, None]
+                    c += e.shape[1]
+                out["images"] = batch
+            else:
+                out["images"] = torch.index_select(images, 0, index)
+        out["trial"] = torch.as_tensor(self.trials[index.numpy()])
+        return out
 
     @staticmethod
     def _commutes(opened: dict[str, Any]) -> bool:
@@ -272,6 +314,8 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
     def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
         opened = self.opened
         pending = self._pending.pop(tuple(positions), None)
+        if opened["ready"] is not None:
+            return self._gather_static(opened["ready"], positions)
         if pending is None:
             plan = self._plan(opened, positions)
             raw = sync(self._read(opened, plan))
@@ -291,6 +335,8 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         ``num_workers=0``. 2023 windows are drawn here, in batch order.
         """
         opened = self.opened
+        if opened["ready"] is not None:  # in memory, model-ready: nothing to read ahead
+            return
         plan = self._plan(opened, positions)
         future = asyncio.run_coroutine_threadsafe(self._read(opened, plan), _get_loop())
         self._pending[tuple(positions)] = (plan, future)

@@ -66,6 +66,8 @@ def _compare(kind: str, trees, case: dict, tier: str, reading: str = "streamed")
     case = dict(case)
     if reading == "streamed":  # every array chunk by chunk (ChunkReader), none held in RAM
         case["resident_bytes"] = 0
+    elif reading == "in_memory":  # read once; 2022: held model-ready, gathered per batch
+        case["in_memory"] = True
     neurons = None
     if case.pop("neuron_ids", None) == "odd":
         unit_ids = np.load(tree / "meta/neurons/unit_ids.npy")
@@ -122,7 +124,7 @@ def _compare(kind: str, trees, case: dict, tier: str, reading: str = "streamed")
 
 @pytest.mark.parametrize("case", STATIC_CASES, ids=[str(c) for c in STATIC_CASES])
 @pytest.mark.parametrize("tier", ["validation", "test"])
-@pytest.mark.parametrize("reading", ["streamed", "resident"])
+@pytest.mark.parametrize("reading", ["streamed", "resident", "in_memory"])
 def test_static_batches_equal_the_official_pipeline(
     trees, case: dict, tier: str, reading: str
 ) -> None:
@@ -130,7 +132,7 @@ def test_static_batches_equal_the_official_pipeline(
 
 
 @pytest.mark.parametrize("case", DYNAMIC_CASES, ids=[str(c) for c in DYNAMIC_CASES])
-@pytest.mark.parametrize("reading", ["streamed", "resident"])
+@pytest.mark.parametrize("reading", ["streamed", "resident", "in_memory"])
 def test_dynamic_batches_equal_the_official_pipeline(trees, case: dict, reading: str) -> None:
     assert _compare("dynamic", trees, case, "validation", reading) == 8
 

@@ -135,6 +135,35 @@ def test_in_memory_equals_streaming(store: Path) -> None:
     assert not tight["train"][STATIC].dataset.in_memory
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"scale": 0.5, "include_behavior": True},
+        {"scale": 0.5, "include_behavior": True, "include_pupil": True, "n_neurons": 3},
+        {"normalize": False, "include_behavior": True},
+    ],
+    ids=["plain", "behavior", "pupil-neurons", "raw"],
+)
+@pytest.mark.parametrize("tier", ["validation", "train"])
+def test_model_ready_in_memory_batches_equal_streamed_ones(
+    store: Path, options: dict, tier: str
+) -> None:
+    """2022 in memory: the dataset holds model-ready tensors, gathered per batch (behaviour
+    channels written into the batch); every batch equals the streamed one bit for bit."""
+    memory = make_loaders(
+        store, mice=[STATIC], tiers=[tier], batch_size=8, in_memory=True, **options
+    )
+    loader = memory[tier][STATIC]
+    got = list(loader)
+    ready = loader.dataset.opened["ready"]
+    assert ready is not None and loader.dataset.opened["memory"] is None
+    assert all(t.dtype == torch.float32 and t.is_contiguous() for t in ready.values())
+    assert ready["images"].shape[1] == 1  # channels are added per batch, not stored
+    streamed = batches(store, STATIC, tier, **options)
+    assert_same(got, streamed)  # same seed: the train tier's shuffled order too
+
+
 # aiohttp can leave a session behind when a connection is reset mid-body; it is collected here
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
