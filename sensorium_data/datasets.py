@@ -23,6 +23,7 @@ from zarr.core.sync import _get_loop, sync
 
 from .chunkread import reader_for
 from .conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
+from .errors import SensoriumDataError
 from .normalize import Normalizer
 from .schema import EVERY_CHUNK_WRITTEN
 from .stores import (
@@ -99,6 +100,19 @@ class SampleOptions:
             raise ValueError(f"frame_offset must be >= 0, got {self.frame_offset!r}")
 
 
+class DeviceMemoryError(SensoriumDataError, MemoryError):
+    """A mouse's model-ready arrays do not fit the device (or the memory budget) asked for."""
+
+
+def device_free_bytes(device: torch.device) -> int | None:
+    """Free memory of a torch device in bytes (CUDA: from the driver); ``None`` for the host,
+    where the arrays are built in the first place, and devices that do not say."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return None
+
+
 async def trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
     """``arr[trials]`` through zarr, by reading whole runs of the chunks that hold them as plain
     slices (for arrays :class:`~sensorium_data.chunkread.ChunkReader` does not read).
@@ -154,6 +168,9 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         :class:`SampleOptions`.
     in_memory
         Read the selected arrays once per process and serve batches from RAM.
+    device
+        2022, with ``in_memory``: place the model-ready arrays on this torch device and gather
+        every batch there (``None``: host memory). ``memory_limit`` bytes at most.
     retries
         Transient errors of each remote read are retried this many times
         (:class:`~sensorium_data.stores.RetryingStore`).
@@ -174,6 +191,8 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         in_memory: bool = False,
         retries: int = 4,
         resident_bytes: int = RESIDENT_BYTES,
+        device: str | torch.device | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self.url = store_url(url)
         self.mouse = mouse
@@ -184,6 +203,8 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         self.in_memory = in_memory
         self.retries = retries
         self.resident_bytes = resident_bytes
+        self.device = None if device is None else torch.device(device)
+        self.memory_limit = memory_limit
         self._opened: dict[str, Any] | None = None
         self._pid = -1
         self._pending: dict[tuple[int, ...], Any] = {}
@@ -240,6 +261,8 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             if opened["kind"] == "static":
                 opened["ready"] = self._model_ready(opened)
                 opened["memory"] = None  # the model-ready copy replaces the stored values
+                if self.device is not None:
+                    opened["ready"] = self._place(opened["ready"])
         else:
             opened["resident"] = {
                 k: a[...] for k, a in opened["arrays"].items() if a.nbytes <= self.resident_bytes
@@ -263,10 +286,27 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             out["images"] = rescale_images(out["images"], self.options.scale)
         return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in out.items()}
 
+    def _place(self, ready: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The model-ready tensors on ``self.device``, if they fit (else a one-line error)."""
+        device = self.device
+        assert device is not None
+        needed = sum(t.numel() * t.element_size() for t in ready.values())
+        free = device_free_bytes(device)
+        for room, what in ((free, "bytes free"), (self.memory_limit, "bytes of memory_budget")):
+            if room is not None and needed > room:
+                raise DeviceMemoryError(
+                    f"mouse {self.mouse}: its {len(self)} selected trials need {needed:,} bytes "
+                    f"on {device}, which has {room:,} {what}; select fewer trials or neurons, "
+                    "or leave device unset to stream"
+                )
+        return {k: t.to(device) for k, t in ready.items()}
+
     def _gather_static(self, ready: dict[str, torch.Tensor], positions: Any) -> dict[str, Any]:
         """A 2022 batch from the model-ready tensors: one gather per array; the behaviour (and
         pupil) channels are written into the preallocated image batch, not concatenated."""
-        index = torch.as_tensor(np.asarray(positions, dtype=np.int64))
+        where = next(iter(ready.values())).device
+        rows = np.asarray(positions, dtype=np.int64)
+        index = torch.as_tensor(rows, device=where)
         out = {k: torch.index_select(v, 0, index) for k, v in ready.items() if k != "images"}
         if "images" in ready:
             images = ready["images"]
@@ -278,7 +318,9 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             if extras:
                 c = images.shape[1]
                 n = c + sum(e.shape[1] for e in extras)
-                batch = torch.empty((len(index), n, *images.shape[2:]), dtype=torch.float32)
+                batch = torch.empty(
+                    (len(index), n, *images.shape[2:]), dtype=torch.float32, device=where
+                )
                 batch[:, :c] = images[index]
                 for e in extras:
                     batch[:, c : c + e.shape[1]] = e[:, :, None, None]
@@ -286,7 +328,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 out["images"] = batch
             else:
                 out["images"] = torch.index_select(images, 0, index)
-        out["trial"] = torch.as_tensor(self.trials[index.numpy()])
+        out["trial"] = torch.as_tensor(self.trials[rows], device=where)
         return out
 
     @staticmethod

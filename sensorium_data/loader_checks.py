@@ -168,3 +168,24 @@ def check_windows(
         f"shorter: {shown}{more} (usable frames with scored_frames={scored_frames!r}); "
         "pass a smaller frames, or frames=None for whole trials"
     )
+
+
+def check_device_options(device: Any, loader_kwargs: Mapping[str, Any]) -> None:
+    """``device=`` gathers batches on the device in this process (it implies ``in_memory``):
+    no worker processes, no pinned host copies."""
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise LoaderArgumentError(f"device: not a torch device: {device!r} ({exc})") from None
+    if loader_kwargs.get("num_workers"):
+        raise LoaderArgumentError(
+            f"num_workers={loader_kwargs['num_workers']!r} with device: batches are gathered on "
+            "the device in this process; leave num_workers at 0"
+        )
+    if loader_kwargs.get("pin_memory"):
+        raise LoaderArgumentError(
+            "pin_memory=True with device: batches are made on the device, there is no host "
+            "copy to pin"
+        )

@@ -21,6 +21,7 @@ from .datasets import RESIDENT_BYTES, MouseDataset, SampleOptions
 from .errors import SchemaError, SensoriumDataError
 from .loader_checks import (
     LoaderArgumentError,
+    check_device_options,
     check_frame_options,
     check_loader_kwargs,
     check_tiers,
@@ -125,6 +126,7 @@ def make_loaders(
     world_size: int = 1,
     in_memory: bool | str = False,
     memory_budget: int = 2 * 2**30,
+    device: str | Any | None = None,
     retries: int = 4,
     resident_bytes: int = RESIDENT_BYTES,
     prefetch: int = 2,
@@ -158,7 +160,16 @@ def make_loaders(
         :class:`~sensorium_data.samplers.BlockShuffleSampler`); other tiers are split too.
     in_memory, memory_budget
         ``True``: read each dataset's arrays once per process; ``"auto"``: do so when the
-        selected arrays of a dataset fit in ``memory_budget`` bytes; ``False``: stream.
+        selected arrays of a dataset fit in ``memory_budget`` bytes; ``False``: stream. In
+        memory, a 2022 dataset holds its arrays model-ready (normalised, rescaled, neurons
+        selected, float32) and a batch is one gather per array.
+    device
+        2022: a torch device (``"cuda"``, ``"cuda:1"``, ``"cpu"``, ...) to hold each dataset's
+        model-ready arrays and gather every batch on; they are read and placed when the
+        loaders are made, and a dataset that does not fit the device's free memory (or
+        ``memory_budget``) is refused, naming the mouse and the bytes. Same samplers, seeds,
+        DDP splits and resumable state as the host loaders; no worker processes; implies
+        ``in_memory``. ``None``: the host.
     retries
         Retries of transient read errors (remote stores).
     resident_bytes
@@ -186,6 +197,8 @@ def make_loaders(
     except ValueError as exc:
         raise LoaderArgumentError(str(exc)) from None
     check_loader_kwargs(loader_kwargs, _OWN_OPTIONS)
+    if device is not None:
+        check_device_options(device, loader_kwargs)
     url = store_url(url)
     layouts = _layouts(url, storage_options, mice, retries, normalize)
     check_tiers(tiers, {m: layout["tiers"].tolist() for m, layout in layouts.items()})
@@ -243,6 +256,12 @@ def make_loaders(
             memory = in_memory is True or (
                 in_memory == "auto" and per_trial * len(trials) <= memory_budget
             )
+            if device is not None and layout["kind"] != "static":
+                raise LoaderArgumentError(
+                    f"device: mouse {mouse} is a 2023 (dynamic) mouse; device-resident loading "
+                    "is for 2022 mice so far (leave device unset: 2023 batches are read on "
+                    "the host)"
+                )
             dataset = MouseDataset(
                 url,
                 mouse,
@@ -253,7 +272,12 @@ def make_loaders(
                 in_memory=memory,
                 retries=retries,
                 resident_bytes=resident_bytes,
+                device=device,
+                memory_limit=memory_budget if device is not None else None,
             )
+            if device is not None:
+                dataset.in_memory = True
+                _ = dataset.opened  # read, made model-ready and placed now (errors here)
             sampler = BlockShuffleSampler(
                 trials // chunk,
                 batch_size=batch_size,
@@ -265,7 +289,7 @@ def make_loaders(
                 world_size=world_size,
             )
             batches: Any = sampler
-            if prefetch and not loader_kwargs.get("num_workers"):
+            if prefetch and not loader_kwargs.get("num_workers") and device is None:
                 batches = Lookahead(sampler, dataset, depth=prefetch)
             out.setdefault(tier, {})[mouse] = DataLoader(
                 dataset, batch_sampler=batches, collate_fn=_identity, **loader_kwargs

@@ -17,6 +17,7 @@ from trees import write_tree
 
 import sensorium_data as sd
 from sensorium_data.errors import RemoteReadError
+from sensorium_data.loader_checks import LoaderArgumentError
 from sensorium_data.loaders import LongCycler, make_loaders
 from sensorium_data.stores import quiet
 
@@ -330,3 +331,48 @@ def test_a_zarr_store_object_can_be_given(store: Path) -> None:
     )
     with pytest.raises(TypeError, match="store must be a path or URL, got LocalStore"):
         sd.convert([], wrapped)
+
+
+# ----------------------------------------------------------------------------- device-resident
+
+
+def test_device_resident_batches_equal_host_ones(store: Path) -> None:
+    """device="cpu" runs the device-resident code: arrays placed when the loaders are made,
+    batches gathered there, equal to the host loaders' bit for bit, DDP splits included."""
+    options = {"scale": 0.5, "include_behavior": True, "include_pupil": True}
+    for tier in ("validation", "train"):
+        for rank in (0, 1):
+            split = {"rank": rank, "world_size": 2}
+            dev = make_loaders(
+                store, mice=[STATIC], tiers=[tier], batch_size=8, device="cpu", **split, **options
+            )[tier][STATIC]
+            assert dev.dataset._opened is not None  # placed at make time, not at the first batch
+            assert dev.dataset.opened["ready"]["images"].device == torch.device("cpu")
+            assert_same(list(dev), batches(store, STATIC, tier, **split, **options))
+    # resuming from a sampler state gives the same remaining batches in both modes
+    host = make_loaders(store, mice=[STATIC], tiers=["train"], batch_size=8)["train"][STATIC]
+    dev = make_loaders(store, mice=[STATIC], tiers=["train"], batch_size=8, device="cpu")
+    dev = dev["train"][STATIC]
+    for loader in (host, dev):
+        it = iter(loader)
+        next(it)
+        state = loader.batch_sampler.state_dict(batches_done=1)  # what the loop consumed
+        del it
+        loader.batch_sampler.load_state_dict(state)
+    rest = list(dev)
+    assert len(rest) == len(dev) - 1
+    assert_same(rest, list(host))
+
+
+def test_device_mode_errors_name_what_is_wrong(store: Path) -> None:
+    with pytest.raises(
+        sd.SensoriumDataError,
+        match=r"mouse 11111-1-1: its \d+ selected trials need [\d,]+ bytes on cpu, which has 10 bytes of memory_budget",
+    ):
+        make_loaders(store, mice=[STATIC], tiers=["train"], device="cpu", memory_budget=10)
+    with pytest.raises(LoaderArgumentError, match="num_workers=2 with device"):
+        make_loaders(store, mice=[STATIC], device="cpu", num_workers=2)
+    with pytest.raises(LoaderArgumentError, match="device: mouse 22222-2-2 is a 2023"):
+        make_loaders(store, mice=[DYNAMIC], device="cpu", frames=20)
+    with pytest.raises(LoaderArgumentError, match="device: not a torch device: 'gpu0'"):
+        make_loaders(store, mice=[STATIC], device="gpu0")
