@@ -239,6 +239,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             "valid": group["valid_frames"][...] if "valid_frames" in group else None,
             "memory": None,
             "ready": None,
+            "normalized": False,
             "prescaled": False,
         }
         if self.options.normalize:
@@ -263,6 +264,9 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 opened["memory"] = None  # the model-ready copy replaces the stored values
                 if self.device is not None:
                     opened["ready"] = self._place(opened["ready"])
+            else:  # 2023: whole trials normalised once; windows are cut per batch
+                opened["memory"] = self._normalized_trials(opened)
+                opened["normalized"] = True
         else:
             opened["resident"] = {
                 k: a[...] for k, a in opened["arrays"].items() if a.nbytes <= self.resident_bytes
@@ -285,6 +289,22 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         if "images" in out and self.options.scale != 1 and not opened["prescaled"]:
             out["images"] = rescale_images(out["images"], self.options.scale)
         return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in out.items()}
+
+    def _normalized_trials(self, opened: dict[str, Any], block: int = 32) -> dict[str, np.ndarray]:
+        """2023 in memory: every array's whole (padded) trials normalised (per frame, from frame
+        0) and neuron-selected once, float32, a block of trials at a time.
+
+        A window cut from these equals the window normalised on its own element by element: the
+        per-frame statistics are indexed by the same frames.
+        """
+        out = {}
+        for key, rows in opened["memory"].items():
+            parts = []
+            for a in range(0, len(rows), block):
+                chunk = rows[a : a + block]
+                parts.append(self._finish(opened, key, chunk, np.zeros(len(chunk), np.int64)))
+            out[key] = np.concatenate(parts) if parts else rows.astype(np.float32)
+        return out
 
     def _place(self, ready: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The model-ready tensors on ``self.device``, if they fit (else a one-line error)."""
@@ -509,6 +529,8 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         self, opened: dict[str, Any], key: str, values: np.ndarray, starts: np.ndarray | None
     ) -> np.ndarray:
         """Normalise (every neuron's statistics, as the kit does), then keep the selection."""
+        if opened["normalized"]:  # in memory, done once when the arrays were read
+            return values
         if self.options.normalize:
             values = opened["normalizer"](key, values, frame_start=starts)
         if key == "responses" and self.neurons is not None:

@@ -128,6 +128,17 @@ def test_in_memory_equals_streaming(store: Path) -> None:
             batches(store, mouse, "validation", resident_bytes=0, **kw),
             batches(store, mouse, "validation", **kw),
         )
+    # 2023 in memory: whole trials held normalised (float32), windows cut per batch
+    (loader,) = make_loaders(
+        store, mice=[DYNAMIC], tiers=["train"], batch_size=8, in_memory=True, **DYN_KW
+    )["train"].values()
+    opened = loader.dataset.opened
+    assert opened["normalized"]
+    assert all(v.dtype == np.float32 for v in opened["memory"].values())
+    torch.manual_seed(7)  # random window starts come from torch's generator
+    got = list(loader)
+    torch.manual_seed(7)
+    assert_same(got, batches(store, DYNAMIC, "train", **DYN_KW))
     auto = make_loaders(
         store, mice=[STATIC], tiers=["train"], in_memory="auto", memory_budget=10**9
     )
