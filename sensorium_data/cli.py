@@ -338,6 +338,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _ignore_unawaited() -> None:
+    """After Ctrl-C: a coroutine the interrupt caught between its creation and its scheduling
+    (zarr's ``sync``) never ran, and Python would warn about it when it is collected, after the
+    "interrupted" line. It did nothing, so there is nothing to warn about."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning
+    )
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -368,6 +379,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         from .stores import settle_io
 
+        _ignore_unawaited()
         settle_io()  # no asyncio "Task was destroyed" warnings after the line below
         print(f"sensorium-data {args.command}: interrupted", file=sys.stderr)
         return 130
