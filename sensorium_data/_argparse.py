@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["HelpFormatter", "cli_words", "examples"]
+__all__ = ["HelpFormatter", "add_scored_frames", "cli_words", "examples"]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -52,3 +52,21 @@ def examples(*lines: str) -> dict[str, Any]:
         "epilog": "example:\n" + "\n".join(f"  {line}" for line in lines),
         "formatter_class": HelpFormatter,
     }
+
+
+def add_scored_frames(p: argparse.ArgumentParser, *, detect: bool) -> None:
+    """``--scored-frames``: the 2023 convention of :mod:`sensorium_data.conventions`; with
+    ``detect`` its default is None (found from the submission's rows)."""
+    from .conventions import DEFAULT_SCORED_FRAMES, SCORED_FRAMES
+
+    default = "detected from the rows' lengths" if detect else DEFAULT_SCORED_FRAMES
+    p.add_argument(
+        "--scored-frames",
+        choices=SCORED_FRAMES,
+        default=None if detect else DEFAULT_SCORED_FRAMES,
+        help=(
+            "2023: where a trial's scored frames end: 'competition' frames 50..L-2 of each "
+            "NaN-padded trial (249 of 300, as the official solution files), 'kit-head' 50..L-1 "
+            f"(250, the 2023 kit today) (default: {default})"
+        ),
+    )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._argparse import HelpFormatter, cli_words, examples
+from ._argparse import HelpFormatter, add_scored_frames, cli_words, examples
 from .errors import SensoriumDataError
 from .schema import SHUFFLES
 
@@ -36,22 +36,6 @@ def _size(text: str) -> tuple[int, int]:
             f"expected HEIGHTxWIDTH such as 144x256, got {text!r}"
         ) from None
     return h, w
-
-
-def _add_scored_frames(p: argparse.ArgumentParser, *, detect: bool) -> None:
-    from .conventions import DEFAULT_SCORED_FRAMES, SCORED_FRAMES
-
-    default = "detected from the rows' lengths" if detect else DEFAULT_SCORED_FRAMES
-    p.add_argument(
-        "--scored-frames",
-        choices=SCORED_FRAMES,
-        default=None if detect else DEFAULT_SCORED_FRAMES,
-        help=(
-            "2023: where a trial's scored frames end: 'competition' frames 50..L-2 of each "
-            "NaN-padded trial (249 of 300, the official solution files), 'kit-head' 50..L-1 "
-            f"(250, the 2023 kit today) (default: {default})"
-        ),
-    )
 
 
 def _add_storage(p: argparse.ArgumentParser, *, sources: bool = False) -> None:
@@ -269,7 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
     p.add_argument("--mouse", default=None, help="2022: the mouse of flat CSVs (default: found)")
     p.add_argument("--skip", type=int, default=50, help="2023: unscored first frames (50)")
-    _add_scored_frames(p, detect=True)
+    add_scored_frames(p, detect=True)
     p.add_argument(
         "--any-neuron-order", action="store_true", help="2023: accept permuted neuron_ids"
     )
@@ -287,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
         "--tiers", nargs="+", default=None, metavar="TIER", help="default: the test tiers"
     )
     p.add_argument("--skip", type=int, default=50, help="2023: unscored first frames (50)")
-    _add_scored_frames(p, detect=False)
+    add_scored_frames(p, detect=False)
     p.add_argument(
         "--column",
         default="responses",
@@ -324,7 +308,7 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", default=None, metavar="OUTDIR", help="where to write (default: DIR)"
     )
     p.add_argument("--title", default="SENSORIUM leaderboard", help="heading of the tables")
-    _add_scored_frames(p, detect=True)
+    add_scored_frames(p, detect=True)
     _add_storage(p)
     return parser
 

@@ -260,12 +260,14 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 k: a.get_orthogonal_selection((self.trials,)) for k, a in opened["arrays"].items()
             }
             if opened["kind"] == "static":
-                opened["ready"] = self._model_ready(opened)
+                ready = {
+                    k: torch.from_numpy(np.ascontiguousarray(v))
+                    for k, v in self._model_ready(opened).items()
+                }
                 opened["memory"] = None  # the model-ready copy replaces the stored values
-                if self.device is not None:
-                    opened["ready"] = self._place(opened["ready"])
+                opened["ready"] = ready if self.device is None else self._place(ready)
             else:  # 2023: whole trials normalised once; windows are cut per batch
-                opened["memory"] = self._normalized_trials(opened)
+                opened["memory"] = self._model_ready(opened)
                 opened["normalized"] = True
         else:
             opened["resident"] = {
@@ -278,31 +280,30 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             }
         return opened
 
-    def _model_ready(self, opened: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """2022 in memory: every array of the dataset's trials normalised, rescaled and
-        neuron-selected once, as contiguous float32 tensors (row ``j`` is ``self.trials[j]``).
+    def _model_ready(self, opened: dict[str, Any], block: int = 32) -> dict[str, np.ndarray]:
+        """In memory: every array of the dataset's trials (row ``j`` is ``self.trials[j]``)
+        normalised and neuron-selected once, float32, a block of trials at a time (so the
+        float64 temporaries stay block-sized); 2022 images also rescaled. 2023 trials are whole
+        (padded) and normalised from frame 0: a window cut from them equals the window
+        normalised on its own, since the per-frame statistics are indexed by the same frames.
 
         Each value is computed by the same code, element by element, as a streamed batch's, so
-        batches gathered from here equal streamed ones bit for bit.
+        batches made from here equal streamed ones bit for bit.
         """
-        out = {k: self._finish(opened, k, v, None) for k, v in opened["memory"].items()}
-        if "images" in out and self.options.scale != 1 and not opened["prescaled"]:
-            out["images"] = rescale_images(out["images"], self.options.scale)
-        return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in out.items()}
-
-    def _normalized_trials(self, opened: dict[str, Any], block: int = 32) -> dict[str, np.ndarray]:
-        """2023 in memory: every array's whole (padded) trials normalised (per frame, from frame
-        0) and neuron-selected once, float32, a block of trials at a time.
-
-        A window cut from these equals the window normalised on its own element by element: the
-        per-frame statistics are indexed by the same frames.
-        """
+        dynamic = opened["kind"] == "dynamic"
+        rescale = not dynamic and self.options.scale != 1 and not opened["prescaled"]
         out = {}
         for key, rows in opened["memory"].items():
             parts = []
             for a in range(0, len(rows), block):
                 chunk = rows[a : a + block]
-                parts.append(self._finish(opened, key, chunk, np.zeros(len(chunk), np.int64)))
+                starts = np.zeros(len(chunk), np.int64) if dynamic else None
+                part = self._finish(opened, key, chunk, starts)
+                parts.append(
+                    rescale_images(part, self.options.scale)
+                    if key == "images" and rescale
+                    else part
+                )
             out[key] = np.concatenate(parts) if parts else rows.astype(np.float32)
         return out
 

@@ -269,14 +269,13 @@ def make_loaders(
                 neurons=neurons,
                 options=options,
                 storage_options=storage_options,
-                in_memory=memory,
+                in_memory=memory or device is not None,
                 retries=retries,
                 resident_bytes=resident_bytes,
                 device=device,
                 memory_limit=memory_budget if device is not None else None,
             )
             if device is not None:
-                dataset.in_memory = True
                 _ = dataset.opened  # read, made model-ready and placed now (errors here)
             sampler = BlockShuffleSampler(
                 trials // chunk,

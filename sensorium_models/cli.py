@@ -96,7 +96,7 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from sensorium_data._argparse import HelpFormatter, examples
+    from sensorium_data._argparse import HelpFormatter, add_scored_frames, examples
 
     from .configs import NAMED_CONFIGS
 
@@ -194,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also write PNGs: per-neuron metrics per tier, readout positions per mouse, the "
         "learning curve of a run folder (needs matplotlib)",
     )
-    _scored_frames(p)
+    add_scored_frames(p, detect=False)
 
     p = sub.add_parser(
         "submit",
@@ -208,21 +208,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
     p.add_argument("--out", required=True, metavar="DIR", help="submission folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
-    _scored_frames(p)
+    add_scored_frames(p, detect=False)
     return parser
-
-
-def _scored_frames(p: argparse.ArgumentParser) -> None:
-    from sensorium_data.conventions import DEFAULT_SCORED_FRAMES, SCORED_FRAMES
-
-    p.add_argument(
-        "--scored-frames",
-        choices=SCORED_FRAMES,
-        default=DEFAULT_SCORED_FRAMES,
-        help="2023: where a trial's scored frames end: 'competition' frames 50..L-2 of each "
-        "NaN-padded trial (249 of 300, as the official solution files), 'kit-head' 50..L-1 "
-        f"(250, the 2023 kit today) (default: {DEFAULT_SCORED_FRAMES})",
-    )
 
 
 _FLAGS = {"max_epochs": "epochs"}  # TrainConfig fields whose flag has another name

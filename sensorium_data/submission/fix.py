@@ -70,15 +70,13 @@ def fix_submission(
         raise SubmissionExistsError(
             f"{', '.join(taken)} already exist(s); remove or move them first (nothing renamed)"
         )
-    present = {new.name for _, new in renames} | {n for n in FILE_SPECS if (root / n).is_file()}
+    renamed = {new.name for _, new in renames}
+    present = renamed | {n for n in FILE_SPECS if (root / n).is_file()}
+    plan = _zip_plan(sorted(n for n in present if not FILE_SPECS[n].ground_truth))
     zips = {
         z: members
-        for z, members in _zip_plan(
-            sorted(n for n in present if not FILE_SPECS[n].ground_truth)
-        ).items()
-        if make_zips
-        and (z != MAIN_ZIP or len(members) == 2)
-        and any(root / m in {new for _, new in renames} for m in members)
+        for z, members in plan.items()
+        if make_zips and (z != MAIN_ZIP or len(members) == 2) and renamed & set(members)
     }
     if dry_run:
         return renames
