@@ -13,10 +13,10 @@ Every timed run reads from a warm page cache: an untimed pass reads every file o
 before it (on some VMs, page cache left alone for ~30 s is paged out, so one warm-up at the start is
 not enough); the page-cache refaults during each timed run are recorded (Linux) as a check. The
 store is deleted before each conversion; each run is timed ``--repeats`` times, best kept.
-After the first conversion of each kind, :func:`sensorium_data.verify.verify` checks the store
+After the first conversion of each kind, :func:`sensorium_data.store.verify.verify` checks the store
 (untimed) and the run fails if it finds a difference.
 
-Synthetic trees (:func:`sensorium_data.synthetic.synthesize`) are generated under ``--workdir``
+Synthetic trees (:func:`sensorium_data.synthesize`) are generated under ``--workdir``
 and reused by later runs with the same sizes. Defaults: a full-size 2022 mouse (6000 trials,
 8000 neurons, 144x256 images, about 1.1 GB) and a 2023 mouse of 240 trials x 8000 neurons x 300
 frames (36x64 videos, about 3 GB).
@@ -51,10 +51,10 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from sensorium_data.convert import convert
-from sensorium_data.schema import ChunkOptions
+from sensorium_data.store.convert import convert
+from sensorium_data.store.schema import ChunkOptions
+from sensorium_data.store.verify import verify
 from sensorium_data.synthetic import synthesize
-from sensorium_data.verify import verify
 
 CONFIGS = (("threads", 1), ("threads", 2), ("processes", 2))
 BARE = "np.load pass, 1 thread"  # the reference run of each kind

@@ -61,8 +61,8 @@ from zarr.abc.store import Store
 from zarr.storage import LocalStore, WrapperStore
 
 from benchmarks.convert import add_data_arguments, apply_quick, machine, make_tree, warm
-from sensorium_data.convert import convert
-from sensorium_data.loaders import make_loaders
+from sensorium_data.loading.loaders import make_loaders
+from sensorium_data.store.convert import convert
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 import official_reference

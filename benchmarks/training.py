@@ -60,7 +60,7 @@ import torch
 
 import sensorium_data as sd
 from sensorium_data import metrics
-from sensorium_data.stores import open_statistics
+from sensorium_data.store.access import open_statistics
 from sensorium_models.evaluation import evaluate
 from sensorium_models.inference import collect, model_loaders
 from sensorium_models.training import COLLAPSED, TrainConfig, readout_edge_share, train

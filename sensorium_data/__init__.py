@@ -1,7 +1,11 @@
 """SENSORIUM 2022/2023 data as labelled, chunked Zarr v3 stores.
 
 Read the official per-trial ``.npy`` trees, convert them, open them lazily from disk, HTTP or
-object storage as xarray, and (in :mod:`sensorium_data.torch`) stream them into torch.
+object storage as xarray, and stream them into torch. The package follows the data's path:
+:mod:`~sensorium_data.filetree` (the official trees), :mod:`~sensorium_data.store` (the Zarr
+stores), :mod:`~sensorium_data.loading` (batches for torch), :mod:`~sensorium_data.metrics`,
+:mod:`~sensorium_data.submission` (files, scoring, leaderboards) and
+:mod:`~sensorium_data.synthetic`; each imports only from the layers before it.
 ``import sensorium_data`` does not import torch.
 """
 
@@ -36,15 +40,8 @@ def _exit_if_command() -> None:
 
 
 try:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        __version__ = version("sensorium-data")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        __version__ = "0.0.0+unknown"
-
     from . import metrics
-    from .convert import convert
+    from ._version import __version__
     from .errors import (
         IncompleteStoreError,
         InvalidFileTreeError,
@@ -57,12 +54,13 @@ try:
         UnsafePickleError,
     )
     from .examples import example_store
-    from .export import export
-    from .filetree import FileTree, open_tree
-    from .normalize import Normalizer
-    from .schema import ChunkOptions
-    from .scoring import ScoreReport, leaderboard, score_submission
-    from .stores import list_mice, open_mouse, open_statistics, open_store
+    from .filetree.tree import FileTree, open_tree
+    from .loading.normalize import Normalizer
+    from .store.access import list_mice, open_mouse, open_statistics, open_store
+    from .store.convert import convert
+    from .store.export import export
+    from .store.schema import ChunkOptions
+    from .store.verify import verify
     from .submission import (
         check_submission,
         fix_submission,
@@ -72,8 +70,8 @@ try:
         write_submission_2022,
         write_submission_2023,
     )
-    from .synthetic import synthesize
-    from .verify import verify
+    from .submission.scoring import ScoreReport, leaderboard, score_submission
+    from .synthetic.generate import synthesize
 
     if _as_command() == "script":  # the script imports the CLI next: start-up too
         from . import cli  # noqa: F401
@@ -83,11 +81,11 @@ except KeyboardInterrupt:
 
 
 _TORCH_API = {
-    "BlockShuffleSampler": "samplers",
-    "LongCycler": "loaders",
-    "MouseDataset": "datasets",
-    "SampleOptions": "datasets",
-    "make_loaders": "loaders",
+    "BlockShuffleSampler": "loading.samplers",
+    "LongCycler": "loading.loaders",
+    "MouseDataset": "loading.datasets",
+    "SampleOptions": "loading.datasets",
+    "make_loaders": "loading.loaders",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._argparse import HelpFormatter, add_scored_frames, cli_words, examples
 from .errors import SensoriumDataError
-from .schema import SHUFFLES
+from .store.schema import SHUFFLES
 
 __all__ = ["main"]
 
@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write synthetic file trees in the official layout",
         **examples("sensorium-data synth trees --kind static --mice 2 --zip"),
     )
-    from .synthetic import _DEFAULTS
+    from .synthetic.generate import _DEFAULTS
 
     st, dy = _DEFAULTS["static"], _DEFAULTS["dynamic"]
     p.add_argument("out", metavar="OUT", help="folder for the trees (created if missing)")
@@ -337,7 +337,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
-        from . import __version__
+        from ._version import __version__
 
         print(__version__)
         return 0
@@ -361,7 +361,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"sensorium-data {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        from .stores import settle_io
+        from .store.access import settle_io
 
         _ignore_unawaited()
         settle_io()  # no asyncio "Task was destroyed" warnings after the line below
@@ -370,8 +370,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import convert
-    from .schema import ChunkOptions
+    from .store.convert import convert
+    from .store.schema import ChunkOptions
 
     chunking = ChunkOptions(
         trials_per_chunk=args.trials_per_chunk,
@@ -398,7 +398,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .verify import verify
+    from .store.verify import verify
 
     problems = verify(
         args.store,
@@ -417,14 +417,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .info import describe_store
+    from .store.info import describe_store
 
     print(describe_store(args.store, args.storage_options))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .store.export import export
 
     path = export(
         args.store,
@@ -438,7 +438,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .synthetic import synthesize
+    from .synthetic.generate import synthesize
 
     paths = synthesize(
         args.out,
@@ -463,11 +463,11 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """The built-in default job: synthetic data -> convert -> open -> summary."""
-    from .convert import convert
-    from .info import describe_store
-    from .stores import open_mouse
-    from .synthetic import synthesize
-    from .verify import verify
+    from .store.access import open_mouse
+    from .store.convert import convert
+    from .store.info import describe_store
+    from .store.verify import verify
+    from .synthetic.generate import synthesize
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
@@ -500,7 +500,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from .scoring import score_submission
+    from .submission.scoring import score_submission
 
     report = score_submission(
         args.submission,
@@ -551,7 +551,7 @@ def _submission(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from .scoring import leaderboard
+    from .submission.scoring import leaderboard
 
     board = leaderboard(
         args.directory,

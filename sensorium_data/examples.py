@@ -1,7 +1,7 @@
 """A converted store of synthetic mice in one call, for notebooks, tutorials and quick trials.
 
-:func:`example_store` writes synthetic trees (:func:`~sensorium_data.synthetic.synthesize`) and
-converts them (:func:`~sensorium_data.convert.convert`) into ``<folder>/<name>/sensorium.zarr``,
+:func:`example_store` writes synthetic trees (:func:`~sensorium_data.synthesize`) and
+converts them (:func:`~sensorium_data.convert`) into ``<folder>/<name>/sensorium.zarr``,
 where ``<name>`` is made of the arguments: the same call again finds the finished store and
 returns at once, other arguments make another store beside it.
 """
@@ -15,10 +15,10 @@ import pathlib
 import shutil
 from typing import Any
 
-from .convert import convert
 from .errors import SensoriumDataError
-from .stores import list_mice
-from .synthetic import synthesize
+from .store.access import list_mice
+from .store.convert import convert
+from .synthetic.generate import synthesize
 
 __all__ = ["example_store"]
 
@@ -60,7 +60,7 @@ def example_store(
         tree's ``<tree>.ground_truth.npz`` of noise-free rates) are in ``trees/`` beside it.
     kind, n_mice, n_trials, n_neurons, n_frames, image_size, seed, competition,
     behavior_gain, shift_scale
-        As for :func:`~sensorium_data.synthetic.synthesize` (which checks them). With
+        As for :func:`~sensorium_data.synthesize` (which checks them). With
         ``n_mice >= 2`` and ``competition=None`` the last mouse is a competition mouse: its test
         responses are withheld (zero), as in the real releases.
     progress

@@ -5,15 +5,20 @@ import torch; the modules, training and evaluation (``Encoder``, ``train``, ``ev
 are imported on first use.
 """
 
-from .configs import (
+from sensorium_models.configs import (
     NAMED_CONFIGS,
     ModelConfig,
     MouseInfo,
     build_model,
     get_config,
 )
-from .errors import ModelConfigError, ModelInputError, TrainingError, UnknownMouseError
-from .train_config import TrainConfig
+from sensorium_models.errors import (
+    ModelConfigError,
+    ModelInputError,
+    TrainingError,
+    UnknownMouseError,
+)
+from sensorium_models.train_config import TrainConfig
 
 _TORCH_API = {
     "Encoder": "encoders",

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from .encoders import Encoder
-from .errors import TrainingError
-from .inference import resolve_device
+from sensorium_models.encoders import Encoder
+from sensorium_models.errors import TrainingError
+from sensorium_models.inference import resolve_device
 
 __all__ = [
     "CHECKPOINT",
@@ -53,7 +53,7 @@ def infos_to_state(infos: Mapping[str, Any]) -> dict[str, Any]:
 
 def infos_from_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`infos_to_state`."""
-    from .configs import MouseInfo
+    from sensorium_models.configs import MouseInfo
 
     return {
         m: MouseInfo(
@@ -80,7 +80,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Encoder:
     """Rebuild the model of a checkpoint with its best weights, in eval mode."""
-    from .configs import ModelConfig, build_model
+    from sensorium_models.configs import ModelConfig, build_model
 
     state = load_checkpoint(path)
     config = ModelConfig.from_dict(state["model_config"])

@@ -97,8 +97,7 @@ def _version() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     from sensorium_data._argparse import HelpFormatter, add_scored_frames, examples
-
-    from .configs import NAMED_CONFIGS
+    from sensorium_models.configs import NAMED_CONFIGS
 
     parser = _Parser(
         prog=_PROG,
@@ -216,8 +215,8 @@ _FLAGS = {"max_epochs": "epochs"}  # TrainConfig fields whose flag has another n
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .configs import NAMED_CONFIGS
-    from .training import TrainConfig, train
+    from sensorium_models.configs import NAMED_CONFIGS
+    from sensorium_models.training import TrainConfig, train
 
     if args.model not in NAMED_CONFIGS:
         raise _UsageError(f"--model: unknown model {args.model!r}; known: {sorted(NAMED_CONFIGS)}")
@@ -258,8 +257,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from .inference import resolve_device
-    from .training import load_model
+    from sensorium_models.inference import resolve_device
+    from sensorium_models.training import load_model
 
     path = pathlib.Path(args.checkpoint)
     if not path.exists():
@@ -289,11 +288,10 @@ def _save(fig: Any, path: pathlib.Path) -> pathlib.Path:
 def _write_plots(model: Any, report: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     """PNGs in ``args.plots``: metrics per tier, readout positions per mouse, learning curve."""
     from sensorium_data import plotting
-    from sensorium_data.stores import list_mice, open_mouse
-
-    from .checkpoints import LOG
-    from .errors import ModelInputError
-    from .inspection import readout_positions
+    from sensorium_data.store.access import list_mice, open_mouse
+    from sensorium_models.checkpoints import LOG
+    from sensorium_models.errors import ModelInputError
+    from sensorium_models.inspection import readout_positions
 
     out = pathlib.Path(args.plots)
     out.mkdir(parents=True, exist_ok=True)
@@ -329,7 +327,7 @@ def _json_ready(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, format_report
+    from sensorium_models.evaluation import evaluate, format_report
 
     if args.plots:
         _require_matplotlib()
@@ -354,7 +352,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from .evaluation import write_submission
+    from sensorium_models.evaluation import write_submission
 
     model = _load(args)
     files = write_submission(

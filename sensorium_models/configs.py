@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ModelConfigError, ModelInputError, UnknownMouseError
+from sensorium_models.errors import ModelConfigError, ModelInputError, UnknownMouseError
 
 if TYPE_CHECKING:
-    from .encoders import Encoder
+    from sensorium_models.encoders import Encoder
 
 __all__ = [
     "CORE_KINDS",
@@ -421,7 +421,7 @@ def build_model(
     if overrides:
         config = config.replace(**dict(overrides))
     _check_mice(mice, config)
-    from .encoders import make_encoder
+    from sensorium_models.encoders import make_encoder
 
     return make_encoder(config, dict(mice))
 

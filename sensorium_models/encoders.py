@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .configs import ModelConfig, ModelInputError, MouseInfo, UnknownMouseError
-from .cores import Core, Factorised3dCore, GRUCore, Stacked2dCore
-from .modulators import BehaviorModulator
-from .readouts import FullGaussian2d, VideoGaussianReadout
-from .shifters import MLPShifter
+from sensorium_models.configs import ModelConfig, ModelInputError, MouseInfo, UnknownMouseError
+from sensorium_models.cores import Core, Factorised3dCore, GRUCore, Stacked2dCore
+from sensorium_models.modulators import BehaviorModulator
+from sensorium_models.readouts import FullGaussian2d, VideoGaussianReadout
+from sensorium_models.shifters import MLPShifter
 
 __all__ = ["Encoder", "FiringRateEncoder", "VideoEncoder", "make_core", "make_encoder"]
 

@@ -36,10 +36,9 @@ from sensorium_data.conventions import (
     parse_scored_frames,
 )
 from sensorium_data.errors import SensoriumDataError
-from sensorium_data.stores import list_mice, open_mouse
-
-from .encoders import Encoder
-from .inference import (
+from sensorium_data.store.access import list_mice, open_mouse
+from sensorium_models.encoders import Encoder
+from sensorium_models.inference import (
     Collected,
     collect,
     model_kind,
@@ -260,7 +259,7 @@ def _labelled(values: Mapping[str, np.ndarray], ds: Any, trials: int) -> dict[st
     """Per-neuron vectors as DataArrays along ``neuron`` with the store's neuron coordinates."""
     import xarray as xr
 
-    from .inspection import neuron_coordinates
+    from sensorium_models.inspection import neuron_coordinates
 
     coords = neuron_coordinates(ds)
     return {

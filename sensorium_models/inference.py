@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 from sensorium_data.errors import SensoriumDataError
-from sensorium_data.stores import open_mouse
-
-from .encoders import Encoder
+from sensorium_data.store.access import open_mouse
+from sensorium_models.encoders import Encoder
 
 __all__ = [
     "Collected",
@@ -110,7 +109,7 @@ def model_loaders(
     storage_options: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """``make_loaders`` with the options a model needs (scale, behaviour channels)."""
-    from sensorium_data.loaders import make_loaders
+    from sensorium_data.loading.loaders import make_loaders
 
     if scale is None:
         scale = default_scale(store, mice, storage_options)

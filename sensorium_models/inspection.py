@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .encoders import Encoder
-from .errors import ModelInputError
+from sensorium_models.encoders import Encoder
+from sensorium_models.errors import ModelInputError
 
 __all__ = ["readout_positions"]
 
@@ -24,7 +24,7 @@ def _neuron_coords(
     store: Any, mouse: str, n: int, storage_options: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The store's coordinates along ``neuron`` of ``mouse`` (its ids first), checked."""
-    from sensorium_data.stores import open_mouse
+    from sensorium_data.store.access import open_mouse
 
     ds = open_mouse(store, mouse, storage_options, chunks=None)
     if int(ds.sizes["neuron"]) != n:

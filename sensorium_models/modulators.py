@@ -15,7 +15,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from .mlp import linear_stack, weight_l2
+from sensorium_models.mlp import linear_stack, weight_l2
 
 __all__ = ["BehaviorModulator"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .mlp import linear_stack, weight_l2
+from sensorium_models.mlp import linear_stack, weight_l2
 
 __all__ = ["MLPShifter"]
 

@@ -2,7 +2,7 @@
 
 :func:`train` builds the toolkit's loaders (:func:`sensorium_data.make_loaders`) for a model of
 :func:`sensorium_models.configs.build_model`, cycles over the mice with
-:class:`~sensorium_data.loaders.LongCycler` (one optimiser step per round of mice, the gradients
+:class:`~sensorium_data.LongCycler` (one optimiser step per round of mice, the gradients
 of every mouse's batch accumulated), minimises the Poisson loss
 ``sum(rates - responses * log(rates + 1e-12))`` over the batch scaled by
 ``sqrt(n_train_trials / batch_size)`` plus the model's regulariser (2023: on the last ``T_out``
@@ -37,9 +37,8 @@ import numpy as np
 import torch
 
 from sensorium_data import metrics
-from sensorium_data.stores import list_mice, open_mouse
-
-from .checkpoints import (
+from sensorium_data.store.access import list_mice, open_mouse
+from sensorium_models.checkpoints import (
     CHECKPOINT,
     CHECKPOINT_FORMAT,
     LOG,
@@ -51,11 +50,11 @@ from .checkpoints import (
     write_checkpoint,
     write_log,
 )
-from .configs import NAMED_CONFIGS, ModelConfig, ModelConfigError, build_model
-from .encoders import Encoder
-from .errors import TrainingError
-from .inference import autocast, collect, model_loaders, prepare, resolve_device
-from .train_config import TrainConfig
+from sensorium_models.configs import NAMED_CONFIGS, ModelConfig, ModelConfigError, build_model
+from sensorium_models.encoders import Encoder
+from sensorium_models.errors import TrainingError
+from sensorium_models.inference import autocast, collect, model_loaders, prepare, resolve_device
+from sensorium_models.train_config import TrainConfig
 
 __all__ = [
     "CHECKPOINT",
@@ -105,7 +104,7 @@ def mouse_infos(
     store: Any, mice: Sequence[str] | None = None, storage_options: Any = None
 ) -> dict[str, Any]:
     """``{mouse: MouseInfo}`` from a store (neuron count, motor coordinates, kind)."""
-    from .configs import MouseInfo
+    from sensorium_models.configs import MouseInfo
 
     known = list_mice(store, storage_options)
     by_source = {a["source_name"]: k for k, a in known.items()}
@@ -336,7 +335,7 @@ def _initialize_biases(net: Encoder, loaders: Mapping[str, Any]) -> None:
 
 def _train_epoch(run: _Run, bar: Any) -> dict[str, float]:
     """One pass of ``LongCycler`` over the train tiers; timing and loss statistics."""
-    from sensorium_data.loaders import LongCycler
+    from sensorium_data.loading.loaders import LongCycler
 
     net, opt, device = run.net, run.optimizer, run.device
     net.train()

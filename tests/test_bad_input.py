@@ -256,7 +256,7 @@ def test_bad_mouse_added_to_existing_store_keeps_the_others(tmp_path: Path) -> N
         sd.convert([bad], store, progress=False)
     assert list(sd.list_mice(store)) == ["11111-1-1"]
     assert_nothing_finished(store)
-    from sensorium_data.verify import verify
+    from sensorium_data.store.verify import verify
 
     assert verify(store, [good]) == []
 

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BloscCodec
 
-from sensorium_data.chunkread import ChunkReader, reader_for
 from sensorium_data.errors import MissingChunkError, RemoteReadError
-from sensorium_data.shards import write_shards
+from sensorium_data.loading.chunkread import ChunkReader, reader_for
+from sensorium_data.store.shards import write_shards
 
 
 def sharded(path: Path, shape, chunks, shards, *, write=True) -> zarr.Array:

@@ -16,7 +16,7 @@ import pytest
 from trees import write_tree
 
 import sensorium_data as sd
-from sensorium_data.verify import verify
+from sensorium_data.store.verify import verify
 
 _CHILD = """
 import sys, time

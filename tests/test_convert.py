@@ -13,8 +13,8 @@ import zarr
 from trees import write_tree, zip_tree
 
 import sensorium_data as sd
-from sensorium_data.export import export
-from sensorium_data.verify import verify
+from sensorium_data.store.export import export
+from sensorium_data.store.verify import verify
 
 
 def same_files(a: Path, b: Path) -> list[str]:
@@ -148,7 +148,7 @@ def test_chunking_options_are_applied_and_lossless(tmp_path: Path) -> None:
 
 
 def test_full_size_trial_shapes_get_frame_chunks(tmp_path: Path) -> None:
-    from sensorium_data.schema import ChunkOptions, choose_chunks
+    from sensorium_data.store.schema import ChunkOptions, choose_chunks
 
     chunks, shards = choose_chunks(
         "dynamic", ("trial", "neuron", "frame"), (700, 8000, 300), 4, ChunkOptions()
@@ -232,7 +232,7 @@ def test_shuffle_auto_per_variable_and_override(tmp_path: Path) -> None:
 
 
 def test_model_ready_images_are_the_kits_rescale_and_verified(tmp_path: Path) -> None:
-    from sensorium_data.transforms import rescale_images
+    from sensorium_data.loading.transforms import rescale_images
 
     src = write_tree(tmp_path, "static", n_trials=21)
     store = tmp_path / "s.zarr"

@@ -16,7 +16,7 @@ from trees import write_tree
 
 import sensorium_data as sd
 from sensorium_data.cli import main
-from sensorium_data.verify import verify
+from sensorium_data.store.verify import verify
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from trees import write_tree
 
 import sensorium_data as sd
 from sensorium_data.cli import main
-from sensorium_data.info import describe_store
-from sensorium_data.verify import verify
+from sensorium_data.store.info import describe_store
+from sensorium_data.store.verify import verify
 
 # The child starts as a terminal would start it: SIGINT handled (KeyboardInterrupt), nothing
 # blocked. A test run started in the background of a non-interactive shell (``cmd &``) inherits

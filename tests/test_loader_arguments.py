@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import sensorium_data as sd
-from sensorium_data.loader_checks import LoaderArgumentError
-from sensorium_data.loaders import make_loaders
+from sensorium_data.loading.checks import LoaderArgumentError
+from sensorium_data.loading.loaders import make_loaders
 
 
 @pytest.fixture(scope="module")

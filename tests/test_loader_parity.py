@@ -14,7 +14,7 @@ from official_reference import reference_sample
 from trees import write_tree
 
 import sensorium_data as sd
-from sensorium_data.loaders import make_loaders
+from sensorium_data.loading.loaders import make_loaders
 
 
 @pytest.fixture(scope="module")

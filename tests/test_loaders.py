@@ -17,9 +17,9 @@ from trees import write_tree
 
 import sensorium_data as sd
 from sensorium_data.errors import RemoteReadError
-from sensorium_data.loader_checks import LoaderArgumentError
-from sensorium_data.loaders import LongCycler, make_loaders
-from sensorium_data.stores import quiet
+from sensorium_data.loading.checks import LoaderArgumentError
+from sensorium_data.loading.loaders import LongCycler, make_loaders
+from sensorium_data.store.access import quiet
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +278,7 @@ def test_prefetching_gives_the_same_batches_and_cleans_up(store: Path) -> None:
     gc.collect()
     assert loader.dataset._pending == {}  # a loop left early drops what it read ahead
     with pytest.raises(ValueError, match="prefetch depth must be >= 1"):
-        sd.loaders.Lookahead(loader.batch_sampler.sampler, loader.dataset, depth=0)
+        sd.loading.loaders.Lookahead(loader.batch_sampler.sampler, loader.dataset, depth=0)
 
 
 @pytest.mark.slow

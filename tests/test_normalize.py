@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import sensorium_data as sd
 from sensorium_data.errors import SchemaError
-from sensorium_data.normalize import Normalizer, response_precision
-from sensorium_data.transforms import (
+from sensorium_data.loading.normalize import Normalizer, response_precision
+from sensorium_data.loading.transforms import (
     add_behavior_channels,
     draw_window_starts,
     rescale_images,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensorium_data.errors import InvalidFileTreeError, UnsafePickleError
-from sensorium_data.npyio import decode_object_array, encode_object_array, load_npy
+from sensorium_data.filetree.npyio import decode_object_array, encode_object_array, load_npy
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:

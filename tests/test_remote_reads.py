@@ -31,8 +31,8 @@ from trees import write_tree
 import sensorium_data as sd
 from sensorium_data.cli import main
 from sensorium_data.errors import MissingChunkError, RemoteReadError, StoreNotFoundError
-from sensorium_data.schema import ATTRS_KEY, EVERY_CHUNK_WRITTEN
-from sensorium_data.stores import quiet
+from sensorium_data.store.access import quiet
+from sensorium_data.store.schema import ATTRS_KEY, EVERY_CHUNK_WRITTEN
 
 STATIC, DYNAMIC = "11111-1-1", "22222-2-2"
 SHARD = f"{STATIC}/responses/c/0/0"  # the first shard of the 2022 mouse's responses

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensorium_data.samplers import BlockShuffleSampler
+from sensorium_data.loading.samplers import BlockShuffleSampler
 
 
 def make(n: int = 103, block: int = 8, **kw) -> BlockShuffleSampler:

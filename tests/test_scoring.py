@@ -1,4 +1,4 @@
-"""Scoring submissions and leaderboards (``sensorium_data.scoring``) and their CLI commands.
+"""Scoring submissions and leaderboards (``sensorium_data.submission.scoring``) and their CLI commands.
 
 Two small synthetic stores are converted once per module: 2022 with a plain and a competition
 mouse (withheld test responses), 2023 with two plain mice and a competition mouse. Expected
@@ -29,7 +29,12 @@ import sensorium_data as sd
 from sensorium_data import metrics
 from sensorium_data import submission as sub
 from sensorium_data.cli import main
-from sensorium_data.scoring import ScoreReport, ScoringError, leaderboard, score_submission
+from sensorium_data.submission.scoring import (
+    ScoreReport,
+    ScoringError,
+    leaderboard,
+    score_submission,
+)
 
 LIVE_CSV = "submission_file_live_test.csv"
 MAIN = ("live_test_main", "final_test_main")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BloscCodec
 
-from sensorium_data.shards import ShardEncoder, write_shards
+from sensorium_data.store.shards import ShardEncoder, write_shards
 
 
 @st.composite

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import sensorium_data as sd
-from sensorium_data.loaders import make_loaders
+from sensorium_data.loading.loaders import make_loaders
 from sensorium_data.submission import check_submission
 from sensorium_models import training
 from sensorium_models.cli import main

@@ -11,7 +11,7 @@ from servers import upload_dir
 from trees import write_tree, zip_tree
 
 import sensorium_data as sd
-from sensorium_data.verify import verify
+from sensorium_data.store.verify import verify
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from trees import write_tree, zip_tree
 
 import sensorium_data as sd
 from sensorium_data.errors import InvalidFileTreeError, SchemaError
-from sensorium_data.sources import MAX_MEMBER_BYTES
-from sensorium_data.stores import quiet
+from sensorium_data.filetree.sources import MAX_MEMBER_BYTES
+from sensorium_data.store.access import quiet
 
 
 def _outside(tmp_path: Path) -> Path:

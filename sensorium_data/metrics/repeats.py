@@ -111,7 +111,7 @@ def store_oracle(
     Responses are read lazily, one run of chunks at a time. Withheld (all-zero) responses
     give 0. Returns a DataArray along ``neuron`` with the store's neuron coordinates.
     """
-    from ..stores import open_mouse
+    from ..store.access import open_mouse
 
     ds = open_mouse(url, mouse, storage_options)
     dynamic = "frame" in ds["responses"].dims

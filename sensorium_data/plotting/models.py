@@ -310,7 +310,7 @@ def _trial_neuron(name: str, value: Any) -> tuple[np.ndarray, Any]:
 def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The official correlation of the columns (:func:`sensorium_data.metrics.corr`: 0 where
     one of them is constant), so a title shows what the metric computes."""
-    from sensorium_data.metrics import corr
+    from ..metrics import corr
 
     return np.asarray(corr(a, b, axis=0), dtype=np.float64)
 

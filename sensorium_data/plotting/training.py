@@ -218,7 +218,7 @@ def _pick_neurons(neurons: Any, n: int, n_neurons: int) -> list[int]:
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """The official correlation (:func:`sensorium_data.metrics.corr`) over the frames where
     both traces are finite; NaN when there are none."""
-    from sensorium_data.metrics import corr
+    from ..metrics import corr
 
     ok = np.isfinite(a) & np.isfinite(b)
     return float(corr(a[ok], b[ok])) if ok.any() else math.nan

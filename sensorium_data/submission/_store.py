@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..conventions import usable_frames
-from ..stores import list_mice, open_mouse, resolve_mouse
+from ..store.access import list_mice, open_mouse, resolve_mouse
 
 _IMAGE_ID_NAMES = ("frame_image_id", "image_id", "colorframeprojector_image_id")
 

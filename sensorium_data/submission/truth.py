@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames
-from ..normalize import Normalizer
-from ..stores import open_statistics
+from ..loading.normalize import Normalizer
+from ..store.access import open_statistics
 from ._store import _Mouse, _StoreView
 from .names import DEFAULT_SKIP, DYNAMIC_TIERS, STATIC_TIERS, file_name
 from .problems import SubmissionError, _show
@@ -91,7 +91,7 @@ def write_ground_truth(
         2023: name of the responses column, ``"responses"``, or ``"prediction"`` as in the
         official scorer's solution files. 2022 files always use ``responses``.
     threshold_reduction
-        Of the response normaliser (:func:`sensorium_data.normalize.response_precision`).
+        Of the response normaliser (:func:`sensorium_data.loading.normalize.response_precision`).
     overwrite
         Replace existing files (otherwise :class:`SubmissionExistsError`, nothing written).
     storage_options

@@ -1,9 +1,9 @@
 """Cores: shared feature extractors, one module each."""
 
-from .base import Core
-from .factorised3d import Factorised3dCore
-from .gru import ConvGRUCell, GRUCore
-from .stacked2d import DepthSeparableConv2d, Stacked2dCore
+from sensorium_models.cores.base import Core
+from sensorium_models.cores.factorised3d import Factorised3dCore
+from sensorium_models.cores.gru import ConvGRUCell, GRUCore
+from sensorium_models.cores.stacked2d import DepthSeparableConv2d, Stacked2dCore
 
 __all__ = [
     "ConvGRUCell",

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..regularizers import laplace_l2_norm, temporal_laplace_l2_norm
-from .base import Core, init_conv
+from sensorium_models.cores.base import Core, init_conv
+from sensorium_models.regularizers import laplace_l2_norm, temporal_laplace_l2_norm
 
 __all__ = ["Factorised3dCore"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Core, init_conv
-from .stacked2d import Stacked2dCore
+from sensorium_models.cores.base import Core, init_conv
+from sensorium_models.cores.stacked2d import Stacked2dCore
 
 __all__ = ["ConvGRUCell", "GRUCore"]
 

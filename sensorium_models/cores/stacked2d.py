@@ -7,8 +7,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..regularizers import laplace_l2_norm
-from .base import Core, init_conv
+from sensorium_models.cores.base import Core, init_conv
+from sensorium_models.regularizers import laplace_l2_norm
 
 __all__ = ["DepthSeparableConv2d", "Stacked2dCore"]
 

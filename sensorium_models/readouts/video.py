@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gaussian import FullGaussian2d
+from sensorium_models.readouts.gaussian import FullGaussian2d
 
 __all__ = ["VideoGaussianReadout"]
 

@@ -21,12 +21,9 @@ import torch
 from torch.utils.data import Dataset
 from zarr.core.sync import _get_loop, sync
 
-from .chunkread import reader_for
-from .conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
-from .errors import SensoriumDataError
-from .normalize import Normalizer
-from .schema import EVERY_CHUNK_WRITTEN
-from .stores import (
+from ..conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
+from ..errors import SensoriumDataError
+from ..store.access import (
     gather_or_cancel,
     open_root,
     open_statistics,
@@ -34,6 +31,9 @@ from .stores import (
     resolve_mouse,
     store_url,
 )
+from ..store.schema import EVERY_CHUNK_WRITTEN
+from .chunkread import reader_for
+from .normalize import Normalizer
 from .transforms import add_behavior_channels, rescale_images
 
 __all__ = ["RESIDENT_BYTES", "MouseDataset", "SampleOptions"]
@@ -53,7 +53,7 @@ class SampleOptions:
     Attributes
     ----------
     normalize
-        Apply the official normaliser (:class:`~sensorium_data.normalize.Normalizer`).
+        Apply the official normaliser (:class:`~sensorium_data.loading.normalize.Normalizer`).
     stats_source, threshold_reduction
         Statistics subfolder (``all``) and the reduction of the response threshold
         (``nanmean``, as later neuralpredictors; ``mean`` as 0.3.0).
@@ -115,7 +115,7 @@ def device_free_bytes(device: torch.device) -> int | None:
 
 async def trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
     """``arr[trials]`` through zarr, by reading whole runs of the chunks that hold them as plain
-    slices (for arrays :class:`~sensorium_data.chunkread.ChunkReader` does not read).
+    slices (for arrays :class:`~sensorium_data.loading.chunkread.ChunkReader` does not read).
 
     zarr's integer (orthogonal) indexing through a sharded array costs about 4x more than
     slicing the same chunks and picking the rows in numpy.
@@ -173,7 +173,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         every batch there (``None``: host memory). ``memory_limit`` bytes at most.
     retries
         Transient errors of each remote read are retried this many times
-        (:class:`~sensorium_data.stores.RetryingStore`).
+        (:class:`~sensorium_data.store.access.RetryingStore`).
     resident_bytes
         When streaming, arrays of at most this many bytes are read whole once per process
         (see :data:`RESIDENT_BYTES`); ``0`` streams every array.

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidFileTreeError
+from ..errors import InvalidFileTreeError
 from .npyio import load_npy, parse_npy_header
-from .schema import statistic_problem
 from .sources import TreeSource, open_source
+from .statistics import statistic_problem
 
 __all__ = ["FileTree", "TrialSpec", "open_tree", "read_trial_block", "short_data_key"]
 
@@ -58,7 +58,7 @@ class FileTree:
     Parameters
     ----------
     source
-        A :class:`~sensorium_data.sources.TreeSource` (see :func:`open_tree` for URLs).
+        A :class:`~sensorium_data.filetree.sources.TreeSource` (see :func:`open_tree` for URLs).
 
     Attributes
     ----------

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SchemaError
+from ..errors import SchemaError
 
 __all__ = ["Normalizer", "response_precision"]
 
@@ -110,7 +110,7 @@ class Normalizer:
     - 2023: where the per-frame statistics are NaN (frames never valid in any training trial),
       normalised videos, behaviour and pupil position are NaN; the kit's ``CutVideos`` would end
       the trial at the first such frame, this class does not cut (valid lengths come from the
-      raw data, see :mod:`sensorium_data.transforms`).
+      raw data, see :mod:`sensorium_data.loading.transforms`).
     - A zero or NaN std of images, videos, behaviour or pupil position gives inf or NaN, as in
       the kits, but without numpy's RuntimeWarnings.
     - ``trial_idx`` (a data key only in some non-SENSORIUM datasets) is not normalised.

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
-from . import submission as sub
-from .conventions import describe_scored_frames
-from .errors import SensoriumDataError
-from .normalize import Normalizer
-from .stores import open_mouse, open_statistics
+from .. import metrics
+from .. import submission as sub
+from ..conventions import describe_scored_frames
+from ..errors import SensoriumDataError
+from ..loading.normalize import Normalizer
+from ..store.access import open_mouse, open_statistics
 
 __all__ = [
     "LABELS",
@@ -420,5 +420,5 @@ def score_submission(
 
 
 # The leaderboard lives in its own module; re-exported here, where it was first defined. Imported
-# last: sensorium_data.ranking imports the names above from this module.
+# last: sensorium_data.submission.ranking imports the names above from this module.
 from .ranking import Leaderboard, LeaderboardTable, leaderboard  # noqa: E402

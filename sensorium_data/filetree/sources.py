@@ -19,8 +19,8 @@ from typing import Any
 
 import fsspec
 
-from .errors import InvalidFileTreeError, RemoteReadError
-from .remote import check_protocol, remote_errors
+from ..errors import InvalidFileTreeError, RemoteReadError
+from ..remote import check_protocol, remote_errors
 
 __all__ = ["DirectorySource", "TreeSource", "ZipSource", "open_source"]
 

@@ -2,7 +2,7 @@
 
 Selection (tiers, neurons by area / layer / unit id / random count, a random subset of training
 images) happens on the coordinates, before any data is read. Train tiers are block-shuffled
-(:class:`~sensorium_data.samplers.BlockShuffleSampler`); every other tier runs in ascending file
+(:class:`~.samplers.BlockShuffleSampler`); every other tier runs in ascending file
 order. :class:`LongCycler` cycles over the mice of a tier like the kit's ``LongCycler``.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
-from .conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
-from .datasets import RESIDENT_BYTES, MouseDataset, SampleOptions
-from .errors import SchemaError, SensoriumDataError
-from .loader_checks import (
+from ..conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
+from ..errors import SchemaError, SensoriumDataError
+from ..store.access import check_statistics, open_root, read_mice, resolve_mouse, store_url
+from .checks import (
     LoaderArgumentError,
     check_device_options,
     check_frame_options,
@@ -30,8 +30,8 @@ from .loader_checks import (
     parse_optional_int,
     parse_positive_int,
 )
+from .datasets import RESIDENT_BYTES, MouseDataset, SampleOptions
 from .samplers import BlockShuffleSampler
-from .stores import check_statistics, open_root, read_mice, resolve_mouse, store_url
 
 __all__ = ["LongCycler", "make_loaders", "select_neurons", "select_trials"]
 
@@ -143,7 +143,7 @@ def make_loaders(
     batch_size
         Trials per batch.
     normalize, scale, include_behavior, include_pupil, frames, frame_offset, max_frame
-        See :class:`~sensorium_data.datasets.SampleOptions`. Tiers other than ``train`` use
+        See :class:`~sensorium_data.loading.datasets.SampleOptions`. Tiers other than ``train`` use
         ``frame_offset`` (default 0) instead of random windows.
     cut_valid, scored_frames, stats_source, threshold_reduction
         Likewise. ``scored_frames`` (2023): ``"competition"`` (default) drops the last valid
@@ -157,7 +157,7 @@ def make_loaders(
         Keep only the trials of ``n_train_images`` random training images.
     seed, buffer_blocks, drop_last, rank, world_size
         Block shuffling of the train tier and the DDP split (see
-        :class:`~sensorium_data.samplers.BlockShuffleSampler`); other tiers are split too.
+        :class:`~.samplers.BlockShuffleSampler`); other tiers are split too.
     in_memory, memory_budget
         ``True``: read each dataset's arrays once per process; ``"auto"``: do so when the
         selected arrays of a dataset fit in ``memory_budget`` bytes; ``False``: stream. In
@@ -345,7 +345,7 @@ def _layouts(
 class Lookahead:
     """A batch sampler that has the dataset prefetch the next ``depth`` batches it will yield.
 
-    Wraps a :class:`~sensorium_data.samplers.BlockShuffleSampler` (any other attribute, such
+    Wraps a :class:`~.samplers.BlockShuffleSampler` (any other attribute, such
     as ``set_epoch`` or ``state_dict``, is the wrapped sampler's) for ``num_workers=0``
     loaders: when batch ``k`` is handed out, batches ``k + 1 .. k + depth`` are being read.
     Batches prefetched but never asked for (a loop left early) are dropped.

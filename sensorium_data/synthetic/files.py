@@ -1,4 +1,4 @@
-"""File writing for :mod:`sensorium_data.synthetic`: ``.npy`` files, a streamed ``.npz``, the
+"""File writing for :mod:`~.generate`: ``.npy`` files, a streamed ``.npz``, the
 release's statistics files, and zips laid out like the releases (fixed dates, sorted entries)."""
 
 from __future__ import annotations

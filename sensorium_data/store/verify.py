@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ..errors import SensoriumDataError
+from ..filetree.tree import FileTree, open_tree
+from .access import open_root, read_mice, resolve_mouse
 from .convert import first_nan_frame
-from .errors import SensoriumDataError
 from .export import iter_blocks
-from .filetree import FileTree, open_tree
+from .images import rescale_images
 from .layout import restore_values
 from .schema import ATTRS_KEY
-from .stores import open_root, read_mice, resolve_mouse
-from .transforms import rescale_images
 
 __all__ = ["verify"]
 

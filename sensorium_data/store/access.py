@@ -24,7 +24,7 @@ import zarr
 from zarr.abc.store import RangeByteRequest, Store
 from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
-from .errors import (
+from ..errors import (
     IncompleteStoreError,
     MissingChunkError,
     MouseNotFoundError,
@@ -32,7 +32,7 @@ from .errors import (
     SchemaError,
     StoreNotFoundError,
 )
-from .remote import check_protocol, is_remote_failure, remote_cause
+from ..remote import check_protocol, is_remote_failure, remote_cause
 from .schema import ATTRS_KEY, EVERY_CHUNK_WRITTEN, check_mouse_attrs, statistic_problem
 from .shards import shard_layout
 

@@ -40,15 +40,15 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
-from . import __version__
-from .errors import InvalidFileTreeError, MouseExistsError, SensoriumDataError, StoreNotFoundError
-from .filetree import FileTree, open_tree, read_trial_block
+from .._version import __version__
+from ..errors import InvalidFileTreeError, MouseExistsError, SensoriumDataError, StoreNotFoundError
+from ..filetree.sources import TreeSource
+from ..filetree.tree import FileTree, open_tree, read_trial_block
+from .access import make_store, quiet, settle_io, store_url
+from .images import rescale_images
 from .layout import create_mouse_group, scaled_images
 from .schema import ATTRS_KEY, FORMAT_VERSION, ChunkOptions, scaled_path
 from .shards import write_shards
-from .sources import TreeSource
-from .stores import make_store, quiet, settle_io, store_url
-from .transforms import rescale_images
 
 __all__ = ["convert", "first_nan_frame"]
 
@@ -75,7 +75,7 @@ def convert(
     ----------
     sources
         Paths or fsspec URLs of trees (the folder holding ``data/`` and ``meta/``) or their
-        ``.zip`` files, or :class:`~sensorium_data.sources.TreeSource` objects.
+        ``.zip`` files, or :class:`~sensorium_data.filetree.sources.TreeSource` objects.
     store
         Local path or fsspec URL of the store; created if missing. Mice already in it are kept.
     storage_options, source_options
@@ -83,7 +83,7 @@ def convert(
     overwrite
         Replace mice that the store already holds (otherwise :class:`MouseExistsError`).
     chunking
-        Chunk, shard and compression choices (:class:`~sensorium_data.schema.ChunkOptions`).
+        Chunk, shard and compression choices (:class:`~sensorium_data.store.schema.ChunkOptions`).
     scheduler
         ``"threads"`` (default), ``"processes"``, ``"synchronous"``, or the address of a
         dask.distributed scheduler (``tcp://host:8786``) whose workers can reach the sources

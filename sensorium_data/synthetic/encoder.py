@@ -1,4 +1,4 @@
-"""The ground-truth world behind :func:`sensorium_data.synthetic.synthesize`.
+"""The ground-truth world behind :func:`sensorium_data.synthesize`.
 
 Three parts, numpy only:
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import zarr
 
-from .remote import is_remote_failure
+from ..remote import is_remote_failure
+from .access import open_root, read_mice
 from .schema import ATTRS_KEY
-from .stores import open_root, read_mice
 
 __all__ = ["describe_store", "format_bytes"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from .errors import InvalidFileTreeError, UnsafePickleError
+from ..errors import InvalidFileTreeError, UnsafePickleError
 
 __all__ = [
     "NpyHeader",

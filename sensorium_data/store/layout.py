@@ -14,10 +14,11 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from . import __version__
-from .errors import SchemaError
-from .filetree import FileTree
-from .npyio import decode_object_array, encode_object_array
+from .._version import __version__
+from ..errors import SchemaError
+from ..filetree.npyio import decode_object_array, encode_object_array
+from ..filetree.tree import FileTree
+from .images import rescaled_size
 from .schema import (
     ATTRS_KEY,
     EVERY_CHUNK_WRITTEN,
@@ -30,7 +31,6 @@ from .schema import (
     meta_dims,
     scaled_path,
 )
-from .transforms import rescaled_size
 
 __all__ = ["create_mouse_group", "restore_values", "scaled_images", "stored_values"]
 

@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import SensoriumDataError
+from ..errors import SensoriumDataError
 
 __all__ = [
     "check_frame_options",

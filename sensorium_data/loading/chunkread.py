@@ -3,7 +3,7 @@
 A training batch touches a few dozen inner chunks spread over several shards. zarr-python 3.1
 spends about 0.5-1 ms of Python per chunk and per call on that, and reads every shard index
 again on every call; at batch sizes of 128 that is most of the time of a batch.
-:class:`ChunkReader` reads the layout of :mod:`sensorium_data.shards` itself: it keeps each
+:class:`ChunkReader` reads the layout of :mod:`sensorium_data.store.shards` itself: it keeps each
 shard's index once read (a few hundred bytes), fetches every chunk of a batch in one concurrent
 round through the array's zarr store (so retries, HTTP, S3 and fsspec chains behave exactly as
 for zarr), decodes each chunk once per batch with blosc in threads, and copies each trial's
@@ -36,9 +36,9 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
-from .errors import MissingChunkError, RemoteReadError
-from .shards import shard_layout
-from .stores import RetryingStore, gather_or_cancel
+from ..errors import MissingChunkError, RemoteReadError
+from ..store.access import RetryingStore, gather_or_cancel
+from ..store.shards import shard_layout
 
 __all__ = ["ChunkReader", "read_windows", "reader_for"]
 
@@ -90,7 +90,7 @@ class ChunkReader:
         A zarr array written by the converter (see the module docstring for the layouts).
     strict
         Whether every chunk inside the array was written (a missing one is an error); by
-        default, what :func:`~sensorium_data.stores.open_root` found in the mouse's attributes
+        default, what :func:`~sensorium_data.store.access.open_root` found in the mouse's attributes
         (``False`` for arrays opened some other way).
     """
 

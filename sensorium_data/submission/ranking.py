@@ -1,8 +1,8 @@
 """Rank a folder of SENSORIUM submissions per track, as the competitions did.
 
-:func:`leaderboard` scores every entry with :func:`~sensorium_data.scoring.score_submission` and
+:func:`leaderboard` scores every entry with :func:`~.scoring.score_submission` and
 writes the rankings as Markdown and self-contained HTML (also importable from
-:mod:`sensorium_data.scoring`).
+:mod:`sensorium_data.submission.scoring`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import submission as sub
-from .errors import SensoriumDataError
+from .. import submission as sub
+from ..errors import SensoriumDataError
 from .scoring import (
     _TIERS,
     LABELS,

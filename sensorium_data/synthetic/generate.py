@@ -1,6 +1,6 @@
 """Synthetic SENSORIUM recordings in the exact official file layouts (2022 static, 2023 dynamic).
 
-The responses come from a known ground-truth encoder (:mod:`sensorium_data.synthetic_encoder`);
+The responses come from a known ground-truth encoder (:mod:`sensorium_data.synthetic.encoder`);
 its noise-free rates are saved beside each tree so that loaders, models and metrics can be tested
 against the truth. Only numpy and the standard library are used.
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from sensorium_data import synthetic_encoder as enc
-from sensorium_data import synthetic_files as files
+from . import encoder as enc
+from . import files
 
 __all__ = ["synthesize"]
 
@@ -621,7 +621,7 @@ def synthesize(
     (pink noise, gaussian dots, drifting gratings, static images). The file index is not the
     presentation order.
 
-    Responses come from :mod:`sensorium_data.synthetic_encoder`: oriented Gabor simple and
+    Responses come from :mod:`sensorium_data.synthetic.encoder`: oriented Gabor simple and
     complex cells at random central positions, read out at positions shifted with the eye, a
     temporal kernel for videos, a softplus output, a multiplicative gain driven by running and
     pupil (``EncoderConfig.behavior_gain``) and Poisson-gamma noise around the rate.

@@ -15,10 +15,10 @@ from typing import Any
 
 import zarr
 
+from ..filetree.npyio import save_npy
+from .access import open_root, read_mice, resolve_mouse
 from .layout import restore_values
-from .npyio import save_npy
 from .schema import ATTRS_KEY
-from .stores import open_root, read_mice, resolve_mouse
 
 __all__ = ["export", "iter_blocks"]
 
