@@ -37,7 +37,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def batches(url, mouse: str, tier: str, **kw) -> list[dict[str, torch.Tensor]]:
+    """Every batch of a tier, streamed unless ``in_memory`` or ``device`` says otherwise."""
     kw.setdefault("batch_size", 8)
+    if "device" not in kw:
+        kw.setdefault("in_memory", False)
     loaders = make_loaders(url, mice=[mouse], tiers=[tier], **kw)
     return list(loaders[tier][mouse])
 
@@ -133,8 +136,8 @@ def test_in_memory_equals_streaming(store: Path) -> None:
         store, mice=[DYNAMIC], tiers=["train"], batch_size=8, in_memory=True, **DYN_KW
     )["train"].values()
     opened = loader.dataset.opened
-    assert opened["normalized"]
-    assert all(v.dtype == np.float32 for v in opened["memory"].values())
+    assert opened.ready is not None and not opened.readers
+    assert all(v.dtype == torch.float32 for v in opened.ready.values())
     torch.manual_seed(7)  # random window starts come from torch's generator
     got = list(loader)
     torch.manual_seed(7)
@@ -143,6 +146,9 @@ def test_in_memory_equals_streaming(store: Path) -> None:
         store, mice=[STATIC], tiers=["train"], in_memory="auto", memory_budget=10**9
     )
     assert auto["train"][STATIC].dataset.in_memory
+    default = make_loaders(store, mice=[STATIC], tiers=["train"])  # "auto" is the default
+    assert default["train"][STATIC].dataset.in_memory
+    assert not isinstance(default["train"][STATIC].batch_sampler, sd.loading.loaders.Lookahead)
     tight = make_loaders(store, mice=[STATIC], tiers=["train"], in_memory="auto", memory_budget=10)
     assert not tight["train"][STATIC].dataset.in_memory
 
@@ -168,8 +174,8 @@ def test_model_ready_in_memory_batches_equal_streamed_ones(
     )
     loader = memory[tier][STATIC]
     got = list(loader)
-    ready = loader.dataset.opened["ready"]
-    assert ready is not None and loader.dataset.opened["memory"] is None
+    ready = loader.dataset.opened.ready
+    assert ready is not None and not loader.dataset.opened.readers
     assert all(t.dtype == torch.float32 and t.is_contiguous() for t in ready.values())
     assert ready["images"].shape[1] == 1  # channels are added per batch, not stored
     streamed = batches(store, STATIC, tier, **options)
@@ -201,6 +207,7 @@ def test_a_persistent_error_names_the_url_and_chunk(store: Path, http_server) ->
         tiers=["test"],
         retries=1,
         batch_size=4,
+        in_memory=False,
         resident_bytes=0,  # stream even behaviour and pupil centre
         prefetch=0,  # the next batch is read when asked for, after the server stopped
     )
@@ -266,9 +273,9 @@ def test_prefetching_gives_the_same_batches_and_cleans_up(store: Path) -> None:
         torch.manual_seed(3)
         ahead = batches(store, mouse, "train", prefetch=3, resident_bytes=0, **kw)
         assert_same(ahead, plain)
-    (loader,) = make_loaders(store, mice=[STATIC], tiers=["train"], batch_size=4, prefetch=2)[
-        "train"
-    ].values()
+    (loader,) = make_loaders(
+        store, mice=[STATIC], tiers=["train"], batch_size=4, prefetch=2, in_memory=False
+    )["train"].values()
     assert len(loader) == len(loader.batch_sampler.sampler)
     loader.batch_sampler.set_epoch(1)  # the wrapped sampler's methods are reachable
     it = iter(loader)
@@ -292,6 +299,7 @@ def test_a_failed_prefetch_raises_when_its_batch_is_asked_for(store: Path, http_
         batch_size=2,
         resident_bytes=0,
         prefetch=1,
+        in_memory=False,
     )["test"].values()
     it = iter(loader)
     next(it)  # batch 2 is already read; batch 3's read starts when batch 2 is handed out
@@ -322,10 +330,12 @@ def test_arrays_of_another_layout_are_read_through_zarr(store: Path, tmp_path: P
     with quiet():
         zarr.consolidate_metadata(str(other))
     for mouse, kw in ((STATIC, {}), (DYNAMIC, DYN_KW)):
-        loaders = make_loaders(other, mice=[mouse], tiers=["validation"], resident_bytes=0)
+        loaders = make_loaders(
+            other, mice=[mouse], tiers=["validation"], resident_bytes=0, in_memory=False
+        )
         (loader,) = loaders["validation"].values()
         key = "responses" if mouse == STATIC else "videos"
-        assert loader.dataset.opened["readers"][key] is None  # the zarr fallback
+        assert loader.dataset.opened.readers[key] is None  # the zarr fallback
         assert_same(
             batches(other, mouse, "validation", resident_bytes=0, **kw),
             batches(store, mouse, "validation", resident_bytes=0, **kw),
@@ -358,7 +368,7 @@ def test_device_resident_batches_equal_host_ones(store: Path) -> None:
                 store, mice=[STATIC], tiers=[tier], batch_size=8, device="cpu", **split, **options
             )[tier][STATIC]
             assert dev.dataset._opened is not None  # placed at make time, not at the first batch
-            assert dev.dataset.opened["ready"]["images"].device == torch.device("cpu")
+            assert dev.dataset.opened.ready["images"].device == torch.device("cpu")
             assert_same(list(dev), batches(store, STATIC, tier, **split, **options))
     # resuming from a sampler state gives the same remaining batches in both modes
     host = make_loaders(store, mice=[STATIC], tiers=["train"], batch_size=8)["train"][STATIC]
@@ -375,6 +385,47 @@ def test_device_resident_batches_equal_host_ones(store: Path) -> None:
     assert_same(rest, list(host))
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"frames": 20, "include_behavior": True, "include_pupil": True},
+        {"frames": 20, "scale": 0.5, "n_neurons": 3},
+        {"frames": None, "include_behavior": True},  # whole trials, NaN past the short ones
+    ],
+    ids=["windows", "scaled", "whole"],
+)
+def test_device_resident_2023_windows_equal_host_ones(store: Path, options: dict) -> None:
+    """2023 on the device: whole trials placed once, each batch's windows gathered there
+    (random starts from torch's generator, as the host loaders draw them), for both ranks of
+    a DDP split and after resuming."""
+    for tier in ("train", "validation"):
+        for rank in (0, 1):
+            split = {"rank": rank, "world_size": 2}
+            dev = make_loaders(
+                store, mice=[DYNAMIC], tiers=[tier], batch_size=4, device="cpu", **split, **options
+            )[tier][DYNAMIC]
+            assert dev.dataset._opened is not None and dev.dataset.opened.ready is not None
+            torch.manual_seed(3)
+            got = list(dev)
+            torch.manual_seed(3)
+            assert_same(got, batches(store, DYNAMIC, tier, batch_size=4, **split, **options))
+    host = make_loaders(store, mice=[DYNAMIC], tiers=["train"], batch_size=4, **options)
+    dev = make_loaders(
+        store, mice=[DYNAMIC], tiers=["train"], batch_size=4, device="cpu", **options
+    )
+    rests = []
+    for loader in (host["train"][DYNAMIC], dev["train"][DYNAMIC]):
+        it = iter(loader)
+        next(it)
+        state = loader.batch_sampler.state_dict(batches_done=1)
+        del it
+        loader.batch_sampler.load_state_dict(state)
+        torch.manual_seed(5)
+        rests.append(list(loader))
+    assert len(rests[1]) == len(dev["train"][DYNAMIC]) - 1
+    assert_same(rests[1], rests[0])
+
+
 def test_device_mode_errors_name_what_is_wrong(store: Path) -> None:
     with pytest.raises(
         sd.SensoriumDataError,
@@ -383,7 +434,9 @@ def test_device_mode_errors_name_what_is_wrong(store: Path) -> None:
         make_loaders(store, mice=[STATIC], tiers=["train"], device="cpu", memory_budget=10)
     with pytest.raises(LoaderArgumentError, match="num_workers=2 with device"):
         make_loaders(store, mice=[STATIC], device="cpu", num_workers=2)
-    with pytest.raises(LoaderArgumentError, match="device: mouse 22222-2-2 is a 2023"):
-        make_loaders(store, mice=[DYNAMIC], device="cpu", frames=20)
+    with pytest.raises(
+        sd.SensoriumDataError, match=r"mouse 22222-2-2: its \d+ selected trials need [\d,]+"
+    ):
+        make_loaders(store, mice=[DYNAMIC], device="cpu", frames=20, memory_budget=10)
     with pytest.raises(LoaderArgumentError, match="device: not a torch device: 'gpu0'"):
         make_loaders(store, mice=[STATIC], device="gpu0")

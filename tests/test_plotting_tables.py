@@ -228,23 +228,34 @@ def test_dataloader_figure_from_rows_of_a_real_run(
     args = argparse.Namespace(frames=300, official_samples=8)
     tree = _tree(tiny_store)
     reference = bench.time_reference(tree, "static", args)
-    before = [bench.official_row(reference, kind="static", pipeline=bench.REFERENCE)]
-    after = [bench.official_row(dict(reference), kind="static", pipeline=bench.REFERENCE)]
-    timing = bench.time_toolkit(str(tiny_store), "static", 0, args)
+    before = {**bench.official_row(reference, kind="static"), "pipeline": bench.REFERENCE}
+    after = {**bench.official_row(dict(reference), kind="static"), "pipeline": bench.REFERENCE}
+    limit = {**bench.time_limit(tiny_store, "static", args), "kind": "static"}
+    limit.update(pipeline=bench.LIMIT, source="RAM", mode="gather", workers=0)
+    timing = bench.time_toolkit(str(tiny_store), "static", "streaming", 0, args)
+    memory = bench.time_toolkit(str(tiny_store), "static", "in memory", 0, args)
     toolkit = [
-        bench.toolkit_row(timing, kind="static", source="local", workers=0, sample_bytes=1),
-        bench.toolkit_row(dict(timing), kind="static", source="http", workers=2, sample_bytes=1),
+        bench.toolkit_row(
+            timing, kind="static", source="local", mode="streaming", workers=0, sample_bytes=1
+        ),
+        bench.toolkit_row(
+            memory, kind="static", source="local", mode="in memory", workers=0, sample_bytes=1
+        ),
     ]
-    rows = bench.with_ratios(before, after, toolkit)
+    rows = bench.with_ratios(before, after, limit, toolkit)
     png = bench.write_figure(rows, tmp_path / "dataloader.json")
     assert png.name == "dataloader.png" and png.stat().st_size > 0
     fig = bench.figure(rows)
     assert _drawn(fig) == [
         (bench.REFERENCE, pytest.approx(reference["samples_per_s"])),
-        ("toolkit, local, 0 workers", pytest.approx(timing["samples_per_s"])),
-        ("toolkit, http, 2 workers", pytest.approx(timing["samples_per_s"])),
+        (bench.LIMIT, pytest.approx(limit["samples_per_s"])),
+        ("toolkit, streaming, 0 workers", pytest.approx(timing["samples_per_s"])),
+        ("toolkit, in memory, 0 workers", pytest.approx(memory["samples_per_s"])),
     ]
     x = timing["samples_per_s"] / reference["samples_per_s"]
     assert _annotations(fig)[0].endswith("(1.0x)")
-    assert np.isclose(rows[1]["x_official"], x)
+    assert np.isclose(rows[2]["x_official"], x)
+    assert np.isclose(rows[2]["of_limit"], timing["samples_per_s"] / limit["samples_per_s"])
+    assert "epoch1" in timing and "read_bytes_per_sample" in timing
+    assert "| 2022 | toolkit | local | in memory | 0 |" in bench.markdown(rows)
     assert [c.get_label() for c in fig.axes[0].containers] == ["2022 (static)"]

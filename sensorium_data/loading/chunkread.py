@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,10 +45,22 @@ from ..store.shards import shard_layout
 __all__ = ["ChunkReader", "read_windows", "reader_for"]
 
 _EMPTY = np.uint64(2**64 - 1)
+
+
+Placer = Callable[[tuple[int, int], np.ndarray], None]
+
+
+def _run(index: np.ndarray) -> np.ndarray | slice:
+    """``index`` as a slice when it is a run of consecutive integers (a view, not a copy)."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and np.all(np.diff(index) == 1):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
 _POOL: dict[int, ThreadPoolExecutor] = {}
 
 
-def _pool() -> ThreadPoolExecutor:
+def decode_pool() -> ThreadPoolExecutor:
     """A small decode pool per process (never shared across a fork)."""
     pid = os.getpid()
     if pid not in _POOL:
@@ -155,37 +169,71 @@ class ChunkReader:
             raise IndexError(f"windows of {length} from {starts.tolist()} exceed {self.shape[-1]}")
 
     # -- reading --------------------------------------------------------------------------------
-    async def read(self, trials: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-        """The coroutine behind :meth:`windows` (for gathering several arrays' reads)."""
+    async def read(
+        self,
+        trials: np.ndarray,
+        starts: np.ndarray,
+        length: int,
+        *,
+        out: np.ndarray | None = None,
+        select: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The coroutine behind :meth:`windows` (for gathering several arrays' reads).
+
+        Each decoded chunk is copied into the output in the decode threads as it arrives:
+        into ``out`` when given (any array or view of the output's shape and a dtype the
+        stored values cast to, such as the float32 batch a loader fills), keeping only the
+        positions ``select`` along axis 1 (a neuron selection) when given.
+        """
         cl = self.chunk[-1]
-        wanted: dict[tuple[int, int], None] = {}
-        for t, s in zip(trials, starts, strict=True):
-            for f in range(int(s) // cl, (int(s) + length - 1) // cl + 1):
-                wanted[(int(t) // self.chunk[0], f)] = None
-        keys = list(wanted)
-        await self._load_indexes({self._shard_of(k) for k in keys})
-        if self.local_root is not None:
-            chunks = await self._local_chunks(keys)
-        else:
-            decoded = await gather_or_cancel([self._chunk(k) for k in keys])
-            chunks = dict(zip(keys, decoded, strict=True))
-        out = np.empty((len(trials), *self.shape[1:-1], length), dtype=self.dtype)
-        if length == self.shape[-1] == cl and len(trials):  # whole rows: one copy per chunk
+        pieces: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
+        if length == self.shape[-1] == cl:  # whole rows: one piece per chunk
             trial_chunks = trials // self.chunk[0]
             for c in np.unique(trial_chunks).tolist():
                 rows = np.flatnonzero(trial_chunks == c)
-                out[rows] = chunks[(c, 0)][trials[rows] - c * self.chunk[0]]
-            return out
-        for j, (t, s) in enumerate(zip(trials.tolist(), starts.tolist(), strict=True)):
-            pos = 0
-            while pos < length:
-                frame = s + pos
-                block = chunks[(t // self.chunk[0], frame // cl)]
-                lo = frame % cl
-                n = min(cl - lo, length - pos)
-                out[j, ..., pos : pos + n] = block[t % self.chunk[0], ..., lo : lo + n]
-                pos += n
+                pieces[(c, 0)] = [(_run(rows), _run(trials[rows] - c * self.chunk[0]), None)]
+        else:
+            for j, (t, s) in enumerate(zip(trials.tolist(), starts.tolist(), strict=True)):
+                pos = 0
+                while pos < length:
+                    frame = s + pos
+                    lo = frame % cl
+                    n = min(cl - lo, length - pos)
+                    r = t % self.chunk[0]
+                    window = (slice(j, j + 1), slice(r, r + 1), (lo, n, pos, frame))
+                    pieces.setdefault((t // self.chunk[0], frame // cl), []).append(window)
+                    pos += n
+        if out is None:
+            inner = list(self.shape[1:-1])
+            if select is not None:
+                inner[0] = len(select)
+            out = np.empty((len(trials), *inner, length), dtype=self.dtype)
+        place = functools.partial(self._place, pieces, out, select)
+        keys = list(pieces)
+        await self._load_indexes({self._shard_of(k) for k in keys})
+        if self.local_root is not None:
+            await self._local_chunks(keys, place)
+        else:
+            await gather_or_cancel([self._chunk(k, place) for k in keys])
         return out
+
+    def _place(
+        self,
+        pieces: dict[tuple[int, int], list[tuple[Any, ...]]],
+        out: np.ndarray,
+        select: np.ndarray | None,
+        key: tuple[int, int],
+        chunk: np.ndarray,
+    ) -> None:
+        """Copy a decoded chunk's pieces into ``out`` (in a decode thread: the pieces of
+        different chunks never overlap), keeping ``select`` along axis 1."""
+        for rows, src, window in pieces[key]:
+            if window is None:
+                values, where = chunk[src], rows
+            else:
+                lo, n, pos, _ = window
+                values, where = chunk[src, ..., lo : lo + n], (rows, Ellipsis, slice(pos, pos + n))
+            out[where] = values if select is None else np.take(values, select, axis=1)
 
     def _shard_of(self, key: tuple[int, int]) -> tuple[int, ...]:
         trial_chunk, frame_chunk = key
@@ -234,11 +282,11 @@ class ChunkReader:
             )
         return np.frombuffer(raw[:-4], dtype="<u8").reshape(*self.grid, 2)
 
-    async def _chunk(self, key: tuple[int, int]) -> np.ndarray:
+    async def _chunk(self, key: tuple[int, int], place: Placer) -> None:
         shard = self._shard_of(key)
         offset, nbytes = self._location(key)
         if offset == _EMPTY:
-            return np.full(self.chunk, self.fill_value, dtype=self.dtype)
+            return place(key, np.full(self.chunk, self.fill_value, dtype=self.dtype))
         buf = await self.store.get(
             self._key(shard),
             default_buffer_prototype(),
@@ -252,33 +300,32 @@ class ChunkReader:
         self.bytes_read += int(nbytes)
         data = buf.as_numpy_array()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            _pool(), self._decode, data, f"{self._where(shard)} (bytes {offset}-)"
-        )
+        where = f"{self._where(shard)} (bytes {offset}-)"
+        await loop.run_in_executor(decode_pool(), lambda: place(key, self._decode(data, where)))
 
-    async def _local_chunks(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
-        """Chunks of a local store, read and decoded in the decode threads in two batches
-        (an executor hop per chunk costs as much as decoding a small one)."""
-        out: dict[tuple[int, int], np.ndarray] = {}
+    async def _local_chunks(self, keys: list[tuple[int, int]], place: Placer) -> None:
+        """Chunks of a local store, read, decoded and placed in the decode threads in two
+        batches (an executor hop per chunk costs as much as decoding a small one)."""
         todo = []
         for key in keys:
             offset, nbytes = self._location(key)
             if offset == _EMPTY:
-                out[key] = np.full(self.chunk, self.fill_value, dtype=self.dtype)
+                place(key, np.full(self.chunk, self.fill_value, dtype=self.dtype))
             else:
                 path = os.path.join(str(self.local_root), self._key(self._shard_of(key)))
                 todo.append((key, path, int(offset), int(nbytes)))
         loop = asyncio.get_running_loop()
         parts = [todo[i::2] for i in range(2) if todo[i::2]]
-        done = await gather_or_cancel(
-            [loop.run_in_executor(_pool(), self._read_local_many, part) for part in parts]
+        await gather_or_cancel(
+            [
+                loop.run_in_executor(decode_pool(), self._read_local_many, part, place)
+                for part in parts
+            ]
         )
-        for part, arrays in zip(parts, done, strict=True):
-            out.update((key, arr) for (key, *_), arr in zip(part, arrays, strict=True))
-        return out
 
-    def _read_local_many(self, todo: list[tuple[Any, str, int, int]]) -> list[np.ndarray]:
-        return [self._read_local(path, offset, nbytes) for _, path, offset, nbytes in todo]
+    def _read_local_many(self, todo: list[tuple[Any, str, int, int]], place: Placer) -> None:
+        for key, path, offset, nbytes in todo:
+            place(key, self._read_local(path, offset, nbytes))
 
     def _location(self, key: tuple[int, int]) -> tuple[Any, Any]:
         """``(offset, nbytes)`` of a chunk in its shard (its index must be loaded)."""

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 from zarr.core.sync import _get_loop, sync
 
 from ..conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
@@ -32,11 +33,11 @@ from ..store.access import (
     store_url,
 )
 from ..store.schema import EVERY_CHUNK_WRITTEN
-from .chunkread import reader_for
-from .normalize import Normalizer
-from .transforms import add_behavior_channels, rescale_images
+from .chunkread import ChunkReader, decode_pool, reader_for
+from .normalize import KeyNormalizer, Normalizer
+from .transforms import rescale_images, rescaled_size
 
-__all__ = ["RESIDENT_BYTES", "MouseDataset", "SampleOptions"]
+__all__ = ["RESIDENT_BYTES", "BatchPlan", "MouseDataset", "OpenedMouse", "SampleOptions"]
 
 #: Arrays of at most this many bytes (2022 behaviour and pupil centre: 12 and 8 bytes a trial;
 #: 2023: 2.4 KB a trial) are read whole once per process and indexed in RAM; larger ones are
@@ -153,6 +154,59 @@ def _cut(rows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     return np.stack([r[..., s : s + length] for r, s in zip(rows, starts, strict=True)])
 
 
+@dataclass(eq=False)
+class OpenedMouse:
+    """What a process opens of its dataset's mouse on first use (never pickled: every process
+    opens its own, see :attr:`MouseDataset.opened`).
+
+    Attributes
+    ----------
+    kind
+        ``"static"`` (2022) or ``"dynamic"`` (2023).
+    arrays
+        The zarr arrays of the data keys (2022 images: the stored rescaled copy when
+        ``prescaled``).
+    valid
+        2023: every trial's valid length (``valid_frames``), else ``None``.
+    norms
+        Each key's float32 normaliser (:class:`~.normalize.KeyNormalizer`; a float32 copy
+        when not normalising), with the neuron selection applied to responses.
+    prescaled
+        2022: the images are read from the stored copy at the requested scale.
+    readers, resident
+        Streaming: a chunk reader per key (``None``: read through zarr), and the small arrays
+        read whole (raw values, indexed in RAM).
+    ready
+        In memory (or on a device): every key's model-ready float32 tensor of the dataset's
+        trials (row ``j`` is ``trials[j]``); 2023 trials whole and padded, windows gathered
+        per batch.
+    """
+
+    kind: str
+    arrays: dict[str, Any]
+    valid: np.ndarray | None
+    norms: dict[str, KeyNormalizer]
+    prescaled: bool = False
+    readers: dict[str, ChunkReader | None] = field(default_factory=dict)
+    resident: dict[str, np.ndarray] = field(default_factory=dict)
+    ready: dict[str, torch.Tensor] | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.kind == "dynamic"
+
+
+@dataclass(frozen=True, eq=False)
+class BatchPlan:
+    """Which trials a batch holds and which frames of each (2023: drawn when planned)."""
+
+    positions: np.ndarray
+    trials: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    length: int | None  # frames read per trial (2023), None for 2022
+
+
 class MouseDataset(Dataset):  # type: ignore[type-arg]
     """One mouse's selected trials of a store, as official-style samples.
 
@@ -167,16 +221,23 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
     options
         :class:`SampleOptions`.
     in_memory
-        Read the selected arrays once per process and serve batches from RAM.
+        Read the selected arrays once per process, normalise them once and serve batches from
+        RAM (one gather per array and batch).
     device
-        2022, with ``in_memory``: place the model-ready arrays on this torch device and gather
-        every batch there (``None``: host memory). ``memory_limit`` bytes at most.
+        With ``in_memory``: place the model-ready arrays on this torch device and gather every
+        batch there (``None``: host memory). ``memory_limit`` bytes at most.
     retries
         Transient errors of each remote read are retried this many times
         (:class:`~sensorium_data.store.access.RetryingStore`).
     resident_bytes
         When streaming, arrays of at most this many bytes are read whole once per process
         (see :data:`RESIDENT_BYTES`); ``0`` streams every array.
+
+    Notes
+    -----
+    Streamed batches are normalised in float32 as each chunk is decoded, straight into the
+    batch (:class:`~.normalize.KeyNormalizer`); in-memory arrays are normalised by the same
+    code once, so every mode gives the same batches bit for bit.
     """
 
     def __init__(
@@ -205,7 +266,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         self.resident_bytes = resident_bytes
         self.device = None if device is None else torch.device(device)
         self.memory_limit = memory_limit
-        self._opened: dict[str, Any] | None = None
+        self._opened: OpenedMouse | None = None
         self._pid = -1
         self._pending: dict[tuple[int, ...], Any] = {}
 
@@ -220,92 +281,123 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
 
     # -- opening --------------------------------------------------------------------------------
     @property
-    def opened(self) -> dict[str, Any]:
+    def opened(self) -> OpenedMouse:
+        """This process's :class:`OpenedMouse` (opened on first use, again after a fork)."""
         if self._opened is None or self._pid != os.getpid():
             self._pending = {}  # a fork's copy: the futures belong to the parent
             self._opened = self._open()
             self._pid = os.getpid()
         return self._opened
 
-    def _open(self) -> dict[str, Any]:
+    def _open(self) -> OpenedMouse:
         root, _ = open_root(self.url, self.storage_options, retries=self.retries)
         mouse = resolve_mouse(read_mice(root, self.url), self.mouse, self.url)
         group = root[mouse]
         meta = dict(group.attrs)["sensorium"]
         keys = [n for n, i in meta["variables"].items() if i["source"].startswith("data/")]
-        opened: dict[str, Any] = {
-            "kind": meta["kind"],
-            "arrays": {k: group[k] for k in keys},
-            "valid": group["valid_frames"][...] if "valid_frames" in group else None,
-            "memory": None,
-            "ready": None,
-            "normalized": False,
-            "prescaled": False,
-        }
+        arrays = {k: group[k] for k in keys}
+        normalizer = None
         if self.options.normalize:
             stats = open_statistics(self.url, mouse, self.storage_options)
-            opened["normalizer"] = Normalizer.from_statistics(
+            normalizer = Normalizer.from_statistics(
                 stats,
                 kind=meta["kind"],
                 source=self.options.stats_source,
                 threshold_reduction=self.options.threshold_reduction,
             )
+        norms = {
+            k: KeyNormalizer(key=k, neurons=self.neurons if k == "responses" else None)
+            if normalizer is None
+            else normalizer.for_key(k, self.neurons)
+            for k in keys
+        }
+        opened = OpenedMouse(
+            kind=meta["kind"],
+            arrays=arrays,
+            valid=group["valid_frames"][...] if "valid_frames" in group else None,
+            norms=norms,
+        )
         scaled = meta.get("scaled", {}).get(repr(float(self.options.scale)))
-        if scaled is not None and "images" in opened["arrays"] and self._commutes(opened):
-            opened["arrays"]["images"] = group[scaled]
-            opened["prescaled"] = True
-        opened["resident"], opened["readers"] = {}, {}
+        if scaled is not None and "images" in arrays and _commutes(normalizer):
+            arrays["images"] = group[scaled]
+            opened.prescaled = True
         if self.in_memory:
-            opened["memory"] = {
-                k: a.get_orthogonal_selection((self.trials,)) for k, a in opened["arrays"].items()
+            ready = {
+                k: torch.from_numpy(v)
+                for k, v in self._model_ready(opened, bool(meta.get(EVERY_CHUNK_WRITTEN))).items()
             }
-            if opened["kind"] == "static":
-                ready = {
-                    k: torch.from_numpy(np.ascontiguousarray(v))
-                    for k, v in self._model_ready(opened).items()
-                }
-                opened["memory"] = None  # the model-ready copy replaces the stored values
-                opened["ready"] = ready if self.device is None else self._place(ready)
-            else:  # 2023: whole trials normalised once; windows are cut per batch
-                opened["memory"] = self._model_ready(opened)
-                opened["normalized"] = True
+            opened.ready = ready if self.device is None else self._place(ready)
         else:
-            opened["resident"] = {
-                k: a[...] for k, a in opened["arrays"].items() if a.nbytes <= self.resident_bytes
+            opened.resident = {
+                k: a[...] for k, a in arrays.items() if a.nbytes <= self.resident_bytes
             }
-            opened["readers"] = {
+            opened.readers = {
                 k: reader_for(a, strict=bool(meta.get(EVERY_CHUNK_WRITTEN)))
-                for k, a in opened["arrays"].items()
-                if k not in opened["resident"]
+                for k, a in arrays.items()
+                if k not in opened.resident
             }
         return opened
 
-    def _model_ready(self, opened: dict[str, Any], block: int = 32) -> dict[str, np.ndarray]:
-        """In memory: every array of the dataset's trials (row ``j`` is ``self.trials[j]``)
-        normalised and neuron-selected once, float32, a block of trials at a time (so the
-        float64 temporaries stay block-sized); 2022 images also rescaled. 2023 trials are whole
-        (padded) and normalised from frame 0: a window cut from them equals the window
-        normalised on its own, since the per-frame statistics are indexed by the same frames.
+    def _model_ready(self, opened: OpenedMouse, strict: bool, block: int = 32) -> dict[str, Any]:
+        """Every array of the dataset's trials (row ``j`` is ``self.trials[j]``) normalised
+        and neuron-selected once, float32, contiguous; images (videos) also rescaled where no
+        stored copy has the scale. 2023 trials are whole (padded) and normalised from frame 0:
+        a window gathered from them equals the window normalised on its own, element by
+        element with the same float32 factors.
 
-        Each value is computed by the same code, element by element, as a streamed batch's, so
-        batches made from here equal streamed ones bit for bit.
+        A block of trials at a time is read by the chunk reader straight into the final array
+        and normalised there (no copy of the stored values is held), with a progress bar
+        when it takes a while.
         """
-        dynamic = opened["kind"] == "dynamic"
-        rescale = not dynamic and self.options.scale != 1 and not opened["prescaled"]
         out = {}
-        for key, rows in opened["memory"].items():
-            parts = []
-            for a in range(0, len(rows), block):
-                chunk = rows[a : a + block]
-                starts = np.zeros(len(chunk), np.int64) if dynamic else None
-                part = self._finish(opened, key, chunk, starts)
-                parts.append(
-                    rescale_images(part, self.options.scale)
-                    if key == "images" and rescale
-                    else part
-                )
-            out[key] = np.concatenate(parts) if parts else rows.astype(np.float32)
+        n = len(self.trials)
+        bar = tqdm(
+            total=n * len(opened.arrays),
+            desc=f"{self.mouse} into memory",
+            unit="trial",
+            disable=n * sum(a.nbytes // max(a.shape[0], 1) for a in opened.arrays.values()) < 2**30,
+            leave=False,
+        )
+        with bar:
+            for key, arr in opened.arrays.items():
+                norm = opened.norms[key]
+                rescale = key in ("images", "videos") and not self._fused(opened)
+                dest = np.empty((n, *self._shape(opened, key)), dtype=np.float32)
+                reader = None if rescale else reader_for(arr, strict=strict)
+                frame = 0 if opened.dynamic else None
+                for a in range(0, n, block):
+                    trials = self.trials[a : a + block]
+                    into = dest[a : a + len(trials)]
+                    if reader is not None:  # read into the final array, normalise in place
+                        zeros = np.zeros(len(trials), dtype=np.int64)
+                        sync(
+                            reader.read(trials, zeros, arr.shape[-1], out=into, select=norm.neurons)
+                        )
+                        norm.apply(into, into, frame)
+                    else:
+                        part = norm(arr.get_orthogonal_selection((trials,)), frame=frame)
+                        into[...] = self._rescale(part, opened.dynamic) if rescale else part
+                    bar.update(len(trials))
+                out[key] = dest
         return out
+
+    def _rescale(self, values: np.ndarray, dynamic: bool) -> np.ndarray:
+        """Images ``(B, C, H, W)``, or videos in the stored layout ``(B, H, W, T)``, rescaled
+        as the kits' ScaleInputs (every frame on its own)."""
+        if not dynamic:
+            return rescale_images(values, self.options.scale)
+        scaled = rescale_images(np.moveaxis(values, -1, 1), self.options.scale)
+        return np.ascontiguousarray(np.moveaxis(scaled, 1, -1))
+
+    def _shape(self, opened: OpenedMouse, key: str) -> tuple[int, ...]:
+        """One trial's model-ready shape of ``key`` (before behaviour channels)."""
+        shape = list(opened.arrays[key].shape[1:])
+        if key == "responses" and self.neurons is not None:
+            shape[0] = len(self.neurons)
+        if key in ("images", "videos") and not self._fused(opened):
+            at = slice(-2, None) if key == "images" else slice(0, 2)  # videos: (H, W, T)
+            shape[at] = [rescaled_size(n, self.options.scale) for n in shape[at]]
+        return tuple(shape)
 
     def _place(self, ready: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The model-ready tensors on ``self.device``, if they fit (else a one-line error)."""
@@ -322,75 +414,37 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 )
         return {k: t.to(device) for k, t in ready.items()}
 
-    def _gather_static(self, ready: dict[str, torch.Tensor], positions: Any) -> dict[str, Any]:
-        """A 2022 batch from the model-ready tensors: one gather per array; the behaviour (and
-        pupil) channels are written into the preallocated image batch, not concatenated."""
-        where = next(iter(ready.values())).device
-        rows = np.asarray(positions, dtype=np.int64)
-        index = torch.as_tensor(rows, device=where)
-        out = {k: torch.index_select(v, 0, index) for k, v in ready.items() if k != "images"}
-        if "images" in ready:
-            images = ready["images"]
-            extras = []
-            if self.options.include_behavior:
-                extras.append(out["behavior"])
-                if self.options.include_pupil:
-                    extras.append(out["pupil_center"])
-            if extras:
-                c = images.shape[1]
-                n = c + sum(e.shape[1] for e in extras)
-                batch = torch.empty(
-                    (len(index), n, *images.shape[2:]), dtype=torch.float32, device=where
-                )
-                batch[:, :c] = images[index]
-                for e in extras:
-                    batch[:, c : c + e.shape[1]] = e[:, :, None, None]
-                    c += e.shape[1]
-                out["images"] = batch
-            else:
-                out["images"] = torch.index_select(images, 0, index)
-        out["trial"] = torch.as_tensor(self.trials[rows], device=where)
-        return out
-
-    @staticmethod
-    def _commutes(opened: dict[str, Any]) -> bool:
-        """Whether normalising the stored rescaled images equals rescaling normalised ones:
-        true for scalar image statistics (rescaling is linear with weights summing to 1)."""
-        norm = opened.get("normalizer")
-        return norm is None or (
-            np.size(norm.mean.get("images", 0)) == 1 and np.size(norm.std.get("images", 1)) == 1
-        )
-
     @property
     def bytes_read(self) -> int:
         """Bytes of chunk data this process has fetched for streamed batches (not counting
         shard indexes, resident arrays or zarr fallback reads)."""
         if self._opened is None or self._pid != os.getpid():
             return 0
-        readers = self._opened.get("readers", {}).values()
-        return sum(r.bytes_read for r in readers if r is not None)
+        return sum(r.bytes_read for r in self._opened.readers.values() if r is not None)
 
-    # -- reading --------------------------------------------------------------------------------
+    # -- batches --------------------------------------------------------------------------------
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.__getitems__([index]).items()}
 
     def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
         opened = self.opened
         pending = self._pending.pop(tuple(positions), None)
-        if opened["ready"] is not None:
-            return self._gather_static(opened["ready"], positions)
+        if opened.ready is not None:
+            plan = self._plan(opened, positions)
+            if opened.dynamic:
+                return self._gather_dynamic(opened, opened.ready, plan)
+            return self._gather_static(opened.ready, plan)
         if pending is None:
             plan = self._plan(opened, positions)
-            raw = sync(self._read(opened, plan))
+            got = sync(self._read(opened, plan))
         else:
             plan, future = pending
-            raw = future.result()
-        if opened["kind"] == "dynamic":
-            return self._dynamic_batch(opened, plan, raw)
-        return self._static_batch(opened, plan, raw)
+            got = future.result()
+        return self._assemble(opened, plan, got)
 
     def prefetch(self, positions: list[int]) -> None:
-        """Start reading the batch at ``positions`` in the background (on zarr's I/O thread).
+        """Start reading the batch at ``positions`` in the background (on zarr's I/O thread;
+        chunks are decoded and normalised into the batch in the decode threads).
 
         The next ``__getitems__(positions)`` in this process takes the result instead of
         reading; errors surface there. At most :data:`MAX_PENDING` batches are held (older
@@ -398,7 +452,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         ``num_workers=0``. 2023 windows are drawn here, in batch order.
         """
         opened = self.opened
-        if opened["ready"] is not None:  # in memory, model-ready: nothing to read ahead
+        if opened.ready is not None:  # in memory, model-ready: nothing to read ahead
             return
         plan = self._plan(opened, positions)
         future = asyncio.run_coroutine_threadsafe(self._read(opened, plan), _get_loop())
@@ -414,65 +468,25 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             if entry is not None:
                 entry[1].cancel()
 
-    def _plan(self, opened: dict[str, Any], positions: Any) -> dict[str, Any]:
-        """Which trials and which frames of each array a batch reads."""
-        trials = self.trials[np.asarray(positions, dtype=np.int64)]
-        plan: dict[str, Any] = {"positions": list(positions), "trials": trials}
-        if opened["kind"] == "dynamic":
-            starts, lengths = self._window(opened, trials)
-            length = int(lengths.max()) if len(lengths) else 0
-            plan.update(starts=starts, lengths=lengths)
-            plan["windows"] = {k: (starts, length) for k in opened["arrays"]}
-        else:
+    def _plan(self, opened: OpenedMouse, positions: Any) -> BatchPlan:
+        """Which trials, and (2023) which window of each, a batch holds."""
+        rows = np.asarray(positions, dtype=np.int64)
+        trials = self.trials[rows]
+        if not opened.dynamic:
             zeros = np.zeros(len(trials), dtype=np.int64)
-            plan["windows"] = {k: (zeros, a.shape[-1]) for k, a in opened["arrays"].items()}
-        for key, (starts, length) in plan["windows"].items():
-            reader = opened["readers"].get(key) if opened["memory"] is None else None
+            return BatchPlan(rows, trials, zeros, zeros, None)
+        starts, lengths = self._window(opened, trials)
+        length = int(lengths.max()) if len(lengths) else 0
+        for reader in opened.readers.values():
             if reader is not None:
                 reader.check(trials, starts, length)
-        return plan
+        return BatchPlan(rows, trials, starts, lengths, length)
 
-    async def _read(self, opened: dict[str, Any], plan: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Each array's window ``(starts, length)`` of every trial, last axis (whole rows of
-        arrays without frames); the streamed ones in one concurrent round of requests."""
-        trials, windows = plan["trials"], plan["windows"]
-        out: dict[str, np.ndarray] = {}
-        streamed, fallback = [], []
-        for key, (starts, length) in windows.items():
-            if opened["memory"] is not None:
-                rows = opened["memory"][key][np.asarray(plan["positions"], dtype=np.int64)]
-                out[key] = _cut(rows, starts, length)
-            elif key in opened["resident"]:
-                out[key] = _cut(opened["resident"][key][trials], starts, length)
-            elif opened["readers"][key] is not None:
-                streamed.append(key)
-            else:
-                fallback.append(key)
-        reads = [opened["readers"][k].read(trials, *windows[k]) for k in streamed]
-        reads += [_zarr_read(opened["arrays"][k], trials, *windows[k]) for k in fallback]
-        out.update(zip(streamed + fallback, await gather_or_cancel(reads), strict=True))
-        return {k: out[k] for k in windows}
-
-    def _static_batch(
-        self, opened: dict[str, Any], plan: dict[str, Any], raw: dict[str, np.ndarray]
-    ) -> dict[str, torch.Tensor]:
-        out = {k: self._finish(opened, k, v, None) for k, v in raw.items()}
-        stimulus = "images" if "images" in out else None
-        if stimulus is not None:
-            images = out[stimulus]
-            if self.options.scale != 1 and not opened["prescaled"]:
-                images = rescale_images(images, self.options.scale)
-            if self.options.include_behavior:
-                pupil = out.get("pupil_center") if self.options.include_pupil else None
-                images = add_behavior_channels(images, out["behavior"], pupil)
-            out[stimulus] = images
-        return self._tensors(out, plan["trials"])
-
-    def _window(self, opened: dict[str, Any], trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _window(self, opened: OpenedMouse, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and length of each trial's window."""
-        n_frames = next(a.shape[-1] for a in opened["arrays"].values())
-        if self.options.cut_valid and opened["valid"] is not None:
-            valid = usable_frames(opened["valid"][trials], n_frames, self.options.scored_frames)
+        n_frames = next(a.shape[-1] for a in opened.arrays.values())
+        if self.options.cut_valid and opened.valid is not None:
+            valid = usable_frames(opened.valid[trials], n_frames, self.options.scored_frames)
         else:
             valid = np.full(len(trials), n_frames)
         if self.options.max_frame is not None:
@@ -501,47 +515,191 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
             starts = (torch.rand(len(trials), dtype=torch.float64) * high).long().numpy()
         return starts, np.full(len(trials), frames, dtype=np.int64)
 
-    def _dynamic_batch(
-        self, opened: dict[str, Any], plan: dict[str, Any], raw: dict[str, np.ndarray]
+    # -- streamed batches -----------------------------------------------------------------------
+    def _fused(self, opened: OpenedMouse) -> bool:
+        """Whether the stimulus is normalised straight into the batch (no rescale after)."""
+        return self.options.scale == 1 or (not opened.dynamic and opened.prescaled)
+
+    def _extras(self) -> list[str]:
+        """The keys written into the stimulus batch as constant channels."""
+        if not self.options.include_behavior:
+            return []
+        return ["behavior", "pupil_center"] if self.options.include_pupil else ["behavior"]
+
+    def _stimulus_batch(
+        self, opened: OpenedMouse, key: str, n: int, length: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The preallocated stimulus batch (behaviour channels included) and the view of it
+        that the stored stimulus values are normalised into (stored layout)."""
+        shape = self._shape(opened, key)
+        channels = sum(opened.arrays[k].shape[1] for k in self._extras())
+        if key == "images":
+            batch = np.empty((n, shape[0] + channels, *shape[1:]), dtype=np.float32)
+            return batch, batch[:, : shape[0]]
+        h, w = shape[0], shape[1]
+        batch = np.empty((n, 1 + channels, length or 0, h, w), dtype=np.float32)
+        return batch, batch[:, 0].transpose(0, 2, 3, 1)  # (B, T, H, W) -> stored (B, H, W, T)
+
+    async def _read(self, opened: OpenedMouse, plan: BatchPlan) -> dict[str, np.ndarray]:
+        """Every key of a batch, normalised (float32) into preallocated arrays; the stored
+        stimulus straight into the model's batch when nothing has to be rescaled after."""
+        trials, n = plan.trials, len(plan.trials)
+        dynamic = opened.dynamic
+        length = plan.length
+        out: dict[str, np.ndarray] = {}
+        dest: dict[str, np.ndarray] = {}
+        layout: dict[str, np.ndarray] = {}  # the batch's view of a key read elsewhere first
+        for key in opened.arrays:
+            if key == "images" and self._fused(opened):
+                out[key], dest[key] = self._stimulus_batch(opened, key, n, length)
+            elif key == "videos" and self._fused(opened):  # read and normalised contiguous,
+                out[key], layout[key] = self._stimulus_batch(opened, key, n, length)
+                dest[key] = np.empty(layout[key].shape, dtype=np.float32)  # moved in after
+            else:
+                shape = list(opened.arrays[key].shape[1:])
+                if key == "responses" and self.neurons is not None:
+                    shape[0] = len(self.neurons)
+                if dynamic:
+                    shape[-1] = length or 0
+                out[key] = dest[key] = np.empty((n, *shape), dtype=np.float32)
+        loop = asyncio.get_running_loop()
+
+        async def one(key: str) -> None:
+            arr, norm = opened.arrays[key], opened.norms[key]
+            size = length if length is not None else arr.shape[-1]
+            reader = opened.readers.get(key)
+            raw = None
+            if key in opened.resident:
+                raw = _cut(opened.resident[key][trials], plan.starts, size)
+            elif reader is not None:  # chunks copied into the batch as they are decoded
+                await reader.read(trials, plan.starts, size, out=dest[key], select=norm.neurons)
+            else:
+                raw = await _zarr_read(arr, trials, plan.starts, size)
+            normalise = norm.apply if raw is None else norm  # in place, or selecting neurons
+            values = dest[key] if raw is None else raw
+            float_data = np.dtype(arr.dtype).kind == "f"
+
+            def finish() -> None:
+                """Normalise into the batch; 2023: each window with its own frames."""
+                if not dynamic:
+                    normalise(values, dest[key])
+                    return
+                for j, start in enumerate(plan.starts.tolist()):
+                    normalise(values[j : j + 1], dest[key][j : j + 1], start)
+                    if float_data and plan.lengths[j] < size:  # past a short trial's frames
+                        dest[key][j, ..., plan.lengths[j] :] = np.nan
+                if key in layout:  # (B, H, W, T) into the batch's (B, T, H, W) channel
+                    layout[key][...] = dest[key]
+
+            await loop.run_in_executor(decode_pool(), finish)
+
+        await gather_or_cancel([one(key) for key in opened.arrays])
+        return out
+
+    def _assemble(
+        self, opened: OpenedMouse, plan: BatchPlan, got: dict[str, np.ndarray]
     ) -> dict[str, torch.Tensor]:
-        trials, starts, lengths = plan["trials"], plan["starts"], plan["lengths"]
-        out = {}
-        for key, block in raw.items():
-            if block.dtype.kind == "f":
-                for j, n in enumerate(lengths):  # windows past a short trial's valid length
-                    block[j, ..., n:] = np.nan
-            out[key] = self._finish(opened, key, block, starts)
+        """The batch's tensors: the stimulus rescaled (if it has to be) and its behaviour
+        channels written in."""
+        stimulus = "videos" if opened.dynamic else "images"
+        if stimulus in got:
+            values = got[stimulus]
+            if not self._fused(opened):  # normalised in the stored layout: rescale, lay out
+                values = self._rescale(values, opened.dynamic)
+                if opened.dynamic:  # (B, H, W, T) -> (B, 1, T, H, W)
+                    values = np.moveaxis(values, -1, 1)[:, None]
+                c = values.shape[1]
+                channels = sum(got[k].shape[1] for k in self._extras())
+                batch = np.empty((values.shape[0], c + channels, *values.shape[2:]), np.float32)
+                batch[:, :c] = values
+                values = batch
+            c = values.shape[1] - sum(got[k].shape[1] for k in self._extras())
+            for key in self._extras():  # (B, k) -> (B, k, 1, 1); 2023 (B, k, T) -> (B, k, T, 1, 1)
+                extra = got[key]
+                values[:, c : c + extra.shape[1]] = extra[..., None, None]
+                c += extra.shape[1]
+            got[stimulus] = values
+        batch = {k: torch.from_numpy(v) for k, v in got.items()}
+        batch["trial"] = torch.as_tensor(plan.trials)
+        if opened.dynamic:
+            batch["frame_start"] = torch.as_tensor(plan.starts)
+            batch["valid_frames"] = torch.as_tensor(plan.lengths)
+        return batch
+
+    # -- in-memory batches (host or device) -----------------------------------------------------
+    def _gather_static(self, ready: dict[str, torch.Tensor], plan: BatchPlan) -> dict[str, Any]:
+        """A 2022 batch from the model-ready tensors: one gather per array; the behaviour (and
+        pupil) channels are written into the preallocated image batch, not concatenated."""
+        where = next(iter(ready.values())).device
+        index = torch.as_tensor(plan.positions, device=where)
+        out = {k: torch.index_select(v, 0, index) for k, v in ready.items() if k != "images"}
+        if "images" in ready:
+            images = ready["images"]
+            extras = [out[k] for k in self._extras()]
+            if extras:
+                c = images.shape[1]
+                n = c + sum(e.shape[1] for e in extras)
+                batch = torch.empty(
+                    (len(index), n, *images.shape[2:]), dtype=torch.float32, device=where
+                )
+                if where.type == "cpu":  # gathered straight into the image channels
+                    flat = batch.view(len(index), -1)[:, : images[0].numel()]
+                    torch.index_select(images.view(len(images), -1), 0, index, out=flat)
+                else:  # index_select's out= wants a contiguous tensor on some devices
+                    batch[:, :c] = torch.index_select(images, 0, index)
+                for e in extras:
+                    batch[:, c : c + e.shape[1]] = e[:, :, None, None]
+                    c += e.shape[1]
+                out["images"] = batch
+            else:
+                out["images"] = torch.index_select(images, 0, index)
+        out["trial"] = torch.as_tensor(plan.trials, device=where)
+        return out
+
+    def _gather_dynamic(
+        self, opened: OpenedMouse, ready: dict[str, torch.Tensor], plan: BatchPlan
+    ) -> dict[str, Any]:
+        """A 2023 batch from the whole normalised trials: each window copied as one slice into
+        the preallocated batch (the video straight into ``(B, 1 + channels, T, H, W)``), NaN
+        past a short trial's valid length, the behaviour channels written in."""
+        where = next(iter(ready.values())).device
+        length = plan.length or 0
+        rows, starts = plan.positions.tolist(), plan.starts.tolist()
+        extras = self._extras()
+        out: dict[str, Any] = {}
+        for key, values in ready.items():
+            if key == "videos":  # stored (M, H, W, T): frames first in the batch
+                channels = sum(ready[k].shape[1] for k in extras)
+                shape = (len(rows), 1 + channels, length, *values.shape[1:3])
+                got = torch.empty(shape, dtype=torch.float32, device=where)
+                for j, (i, s) in enumerate(zip(rows, starts, strict=True)):
+                    got[j, 0] = values[i, ..., s : s + length].permute(2, 0, 1)
+            else:
+                shape = (len(rows), *values.shape[1:-1], length)
+                got = torch.empty(shape, dtype=torch.float32, device=where)
+                for j, (i, s) in enumerate(zip(rows, starts, strict=True)):
+                    got[j] = values[i, ..., s : s + length]
+            if np.dtype(opened.arrays[key].dtype).kind == "f":  # past the valid frames: NaN
+                for j, n in enumerate(plan.lengths.tolist()):
+                    if n < length:
+                        (got[j, 0, n:] if key == "videos" else got[j, ..., n:]).fill_(float("nan"))
+            out[key] = got
         if "videos" in out:
-            videos = np.moveaxis(out["videos"], -1, 1)[:, None]  # (B,H,W,T) -> (B,1,T,H,W)
-            if self.options.scale != 1:
-                b, c, t, h, w = videos.shape
-                scaled = rescale_images(videos.reshape(b, c * t, h, w), self.options.scale)
-                videos = scaled.reshape(b, c, t, *scaled.shape[-2:])
-            if self.options.include_behavior:
-                pupil = out.get("pupil_center") if self.options.include_pupil else None
-                videos = add_behavior_channels(videos, out["behavior"], pupil)
-            out["videos"] = videos
-        batch = self._tensors(out, trials)
-        batch["frame_start"] = torch.as_tensor(starts)
-        batch["valid_frames"] = torch.as_tensor(lengths)
-        return batch
+            c = 1
+            for key in extras:  # (B, k, T) -> (B, k, T, 1, 1)
+                extra = out[key]
+                out["videos"][:, c : c + extra.shape[1]] = extra[..., None, None]
+                c += extra.shape[1]
+        out["trial"] = torch.as_tensor(plan.trials, device=where)
+        out["frame_start"] = torch.as_tensor(plan.starts, device=where)
+        out["valid_frames"] = torch.as_tensor(plan.lengths, device=where)
+        return out
 
-    def _finish(
-        self, opened: dict[str, Any], key: str, values: np.ndarray, starts: np.ndarray | None
-    ) -> np.ndarray:
-        """Normalise (every neuron's statistics, as the kit does), then keep the selection."""
-        if opened["normalized"]:  # in memory, done once when the arrays were read
-            return values
-        if self.options.normalize:
-            values = opened["normalizer"](key, values, frame_start=starts)
-        if key == "responses" and self.neurons is not None:
-            values = values[:, self.neurons]
-        return np.asarray(values, dtype=np.float32)
 
-    @staticmethod
-    def _tensors(out: dict[str, np.ndarray], trials: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = {
-            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in out.items()
-        }
-        batch["trial"] = torch.as_tensor(trials)
-        return batch
+def _commutes(normalizer: Normalizer | None) -> bool:
+    """Whether normalising the stored rescaled images equals rescaling normalised ones: true
+    for scalar image statistics (rescaling is linear with weights summing to 1)."""
+    return normalizer is None or (
+        np.size(normalizer.mean.get("images", 0)) == 1
+        and np.size(normalizer.std.get("images", 1)) == 1
+    )

@@ -124,7 +124,7 @@ def make_loaders(
     drop_last: bool = False,
     rank: int = 0,
     world_size: int = 1,
-    in_memory: bool | str = False,
+    in_memory: bool | str = "auto",
     memory_budget: int = 2 * 2**30,
     device: str | Any | None = None,
     retries: int = 4,
@@ -159,17 +159,20 @@ def make_loaders(
         Block shuffling of the train tier and the DDP split (see
         :class:`~.samplers.BlockShuffleSampler`); other tiers are split too.
     in_memory, memory_budget
-        ``True``: read each dataset's arrays once per process; ``"auto"``: do so when the
-        selected arrays of a dataset fit in ``memory_budget`` bytes; ``False``: stream. In
-        memory, a 2022 dataset holds its arrays model-ready (normalised, rescaled, neurons
-        selected, float32) and a batch is one gather per array.
+        ``True``: read each dataset's arrays once per process; ``"auto"`` (the default): do so
+        when the selected arrays of a dataset fit in ``memory_budget`` bytes (each worker
+        process holds its own copy); ``False``: stream. In
+        memory, a dataset holds its arrays model-ready (normalised, rescaled, neurons
+        selected, float32; 2023 trials whole) and a batch is one gather per array (2023: the
+        windows gathered from the whole trials). Streamed batches are normalised in float32
+        as their chunks are decoded; every mode gives the same batches bit for bit.
     device
-        2022: a torch device (``"cuda"``, ``"cuda:1"``, ``"cpu"``, ...) to hold each dataset's
-        model-ready arrays and gather every batch on; they are read and placed when the
-        loaders are made, and a dataset that does not fit the device's free memory (or
-        ``memory_budget``) is refused, naming the mouse and the bytes. Same samplers, seeds,
-        DDP splits and resumable state as the host loaders; no worker processes; implies
-        ``in_memory``. ``None``: the host.
+        A torch device (``"cuda"``, ``"cuda:1"``, ``"cpu"``, ...) to hold each dataset's
+        model-ready arrays and gather every batch on (2023 windows included); they are read
+        and placed when the loaders are made, and a dataset that does not fit the device's
+        free memory (or ``memory_budget``) is refused, naming the mouse and the bytes. Same
+        samplers, seeds, DDP splits and resumable state as the host loaders; no worker
+        processes; implies ``in_memory``. ``None``: the host.
     retries
         Retries of transient read errors (remote stores).
     resident_bytes
@@ -256,12 +259,6 @@ def make_loaders(
             memory = in_memory is True or (
                 in_memory == "auto" and per_trial * len(trials) <= memory_budget
             )
-            if device is not None and layout["kind"] != "static":
-                raise LoaderArgumentError(
-                    f"device: mouse {mouse} is a 2023 (dynamic) mouse; device-resident loading "
-                    "is for 2022 mice so far (leave device unset: 2023 batches are read on "
-                    "the host)"
-                )
             dataset = MouseDataset(
                 url,
                 mouse,
@@ -288,7 +285,7 @@ def make_loaders(
                 world_size=world_size,
             )
             batches: Any = sampler
-            if prefetch and not loader_kwargs.get("num_workers") and device is None:
+            if prefetch and not loader_kwargs.get("num_workers") and not dataset.in_memory:
                 batches = Lookahead(sampler, dataset, depth=prefetch)
             out.setdefault(tier, {})[mouse] = DataLoader(
                 dataset, batch_sampler=batches, collate_fn=_identity, **loader_kwargs

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import SchemaError
 
-__all__ = ["Normalizer", "response_precision"]
+__all__ = ["KeyNormalizer", "Normalizer", "response_precision"]
 
 KINDS = ("static", "dynamic")
 THRESHOLD_REDUCTIONS = ("nanmean", "mean")
@@ -235,6 +235,29 @@ class Normalizer:
             self._apply(key, values, out, None)
         return out
 
+    def for_key(self, key: str, neurons: np.ndarray | None = None) -> KeyNormalizer:
+        """The loaders' float32 normaliser of one data key (see :class:`KeyNormalizer`), with
+        the factors of the ``neurons`` kept (responses; ``None``: all)."""
+        neurons = neurons if key == "responses" else None
+        if key not in _CENTRED + _SCALED:
+            return KeyNormalizer(key=key, neurons=neurons)
+        if key not in self.mean and key not in self.precision:
+            raise SchemaError(
+                f"no {self.source!r} statistics for data key {key!r}; the normaliser has "
+                f"{sorted({*self.mean, *self.precision})}"
+            )
+
+        def f32(values: np.ndarray) -> np.ndarray:
+            if neurons is not None:
+                values = values[neurons]
+            return np.ascontiguousarray(values, dtype=np.float32)
+
+        if key in self.precision:
+            return KeyNormalizer(key=key, factor=f32(self.precision[key]), neurons=neurons)
+        return KeyNormalizer(
+            key=key, offset=f32(self.mean[key]), divisor=f32(self.std[key]), neurons=neurons
+        )
+
     def _apply(self, key: str, x: np.ndarray, out: np.ndarray, frames: slice | None) -> None:
         """Normalise ``x`` into ``out`` (float32): computed in float64, rounded once."""
 
@@ -265,3 +288,60 @@ class Normalizer:
                 f"the {n_stat} frames of the statistics"
             )
         return starts
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class KeyNormalizer:
+    """One data key's normalisation as the loaders apply it: float32 arithmetic with the
+    statistics rounded once to float32, written straight into the batch.
+
+    - responses, behavior: ``x * f32(precision)`` (one rounding of the product);
+    - images / videos, pupil_center: ``(x - f32(mean)) / f32(std)`` in float32, which is what
+      neuralpredictors computes under numpy 1 for the 2022 images (scalar statistics keep
+      float32 arrays in float32) and within float32 rounding of the float64 result otherwise;
+    - other keys, or no statistics (``normalize=False``): a float32 copy.
+
+    The factors are computed once in float64 by :class:`Normalizer` (the official formulas)
+    and rounded to float32; no float64 temporaries of batch size are made. ``neurons`` keeps
+    those responses (the factors are selected once). 2023 factors end with a frame axis;
+    ``frame`` picks the frames of a window.
+    """
+
+    key: str
+    offset: np.ndarray | None = None
+    divisor: np.ndarray | None = None
+    factor: np.ndarray | None = None
+    neurons: np.ndarray | None = None
+
+    def __call__(
+        self, values: np.ndarray, out: np.ndarray | None = None, frame: int | None = None
+    ) -> np.ndarray:
+        """Normalise ``values`` (a batch, leading axis first; responses with neurons on axis 1,
+        all of them) into ``out`` (float32, the selected shape; allocated when ``None``).
+
+        ``frame``: the first frame of the window ``values`` holds on its last axis (2023).
+        """
+        if self.neurons is not None:
+            values = np.take(values, self.neurons, axis=1)
+        if out is None:
+            out = np.empty(values.shape, dtype=np.float32)
+        return self.apply(values, out, frame)
+
+    def apply(self, values: np.ndarray, out: np.ndarray, frame: int | None = None) -> np.ndarray:
+        """Normalise ``values`` (already neuron-selected) into ``out``, which may be
+        ``values`` itself (in place)."""
+
+        def stat(v: np.ndarray) -> np.ndarray:
+            if frame is None or v.ndim == 0:
+                return v
+            return v[..., frame : frame + values.shape[-1]]
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self.factor is not None:
+                np.multiply(values, stat(self.factor), out=out, dtype=np.float32, casting="unsafe")
+            elif self.offset is not None and self.divisor is not None:
+                np.subtract(values, stat(self.offset), out=out, dtype=np.float32, casting="unsafe")
+                np.divide(out, stat(self.divisor), out=out)
+            elif out is not values:
+                np.copyto(out, values, casting="unsafe")
+        return out
