@@ -243,7 +243,9 @@ def time_toolkit(
     extra: dict[str, Any] = dict(num_workers=workers)
     if workers:
         extra.update(multiprocessing_context="fork", persistent_workers=True)
-    if mode == "in memory":
+    if mode == "streaming":
+        extra.update(in_memory=False)
+    elif mode == "in memory":
         extra.update(in_memory=True)
     elif mode.startswith("device"):
         extra.update(device=mode.split()[1], memory_budget=2**36)
