@@ -80,21 +80,13 @@ except KeyboardInterrupt:
     raise
 
 
-_TORCH_API = {
-    "BlockShuffleSampler": "loading.samplers",
-    "LongCycler": "loading.loaders",
-    "MouseDataset": "loading.datasets",
-    "SampleOptions": "loading.datasets",
-    "make_loaders": "loading.loaders",
-}
-
-
 def __getattr__(name: str) -> object:
-    """The torch part of the API, imported on first use (``import sensorium_data`` stays light)."""
-    if name in _TORCH_API:
-        import importlib
+    """The torch part of the API (:mod:`sensorium_data.loading`), imported on first use
+    (``import sensorium_data`` stays light)."""
+    from . import loading
 
-        return getattr(importlib.import_module(f".{_TORCH_API[name]}", __name__), name)
+    if name in loading.TORCH_API:
+        return getattr(loading, name)
     raise AttributeError(f"module 'sensorium_data' has no attribute {name!r}")
 
 

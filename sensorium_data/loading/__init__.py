@@ -15,7 +15,8 @@ Importing this package does not import torch; the torch classes load on first us
 
 from .normalize import Normalizer
 
-_TORCH_API = {
+#: The torch classes and functions, by the module that defines them (imported on first use).
+TORCH_API = {
     "BlockShuffleSampler": "samplers",
     "LongCycler": "loaders",
     "MouseDataset": "datasets",
@@ -26,10 +27,10 @@ _TORCH_API = {
 
 def __getattr__(name: str) -> object:
     """The torch classes and :func:`make_loaders`, imported on first use."""
-    if name in _TORCH_API:
+    if name in TORCH_API:
         import importlib
 
-        return getattr(importlib.import_module(f".{_TORCH_API[name]}", __name__), name)
+        return getattr(importlib.import_module(f".{TORCH_API[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
