@@ -13,9 +13,10 @@ batches of 8 clips of 80 frames, normalised, behaviour channels):
   epoch 1 (files read) and epoch 2 (from the cache) over the same trials, epoch 2 reported;
 - the machine's limit: a ``torch.index_select`` gather of the same batches (2023: the same
   80-frame windows) from pre-normalised float32 arrays in RAM, no layout work;
-- the toolkit: ``make_loaders(...)["train"]`` streaming with 0 and 2 workers, in memory
-  (``in_memory=True``), and device-resident (``device="cpu"``; ``"cuda"`` too when a GPU is
-  present), from local disk; ``--sources`` adds remote rows for streaming (a store adding
+- the toolkit: ``make_loaders(...)["train"]`` streaming with 0 and 2 workers (and with 0 from
+  the same mouse converted with ``clevel=0``, whose rows are read straight into the batch), in
+  memory (``in_memory=True``), and device-resident (``device="cpu"``; ``"cuda"`` too when a GPU
+  is present), from local disk; ``--sources`` adds remote rows for streaming (a store adding
   20 or 50 ms to every request, HTTP from :class:`tests.servers.RangeHTTPServer`, a moto S3
   server on 127.0.0.1);
 - per row: time to first batch (from making the loader), samples/s of epoch 1 and epoch 2
@@ -64,6 +65,7 @@ from zarr.storage import LocalStore, WrapperStore
 from benchmarks.convert import add_data_arguments, apply_quick, machine, make_tree, warm
 from sensorium_data.loading.loaders import make_loaders
 from sensorium_data.store.convert import convert
+from sensorium_data.store.schema import ChunkOptions
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 import official_reference
@@ -75,12 +77,14 @@ official_reference._statistic = functools.lru_cache(None)(official_reference._st
 official_reference._links = functools.lru_cache(None)(official_reference._links)
 
 SOURCES = ("local", "local +20 ms", "local +50 ms", "http", "s3 (moto)")
+UNCOMPRESSED = "local, clevel 0"  # the same mouse converted without compression
 LATENCY = {"local +20 ms": 0.02, "local +50 ms": 0.05}
 MODES = ("streaming", "in memory", "device cpu", "device cuda")
 NEURALPREDICTORS = "official (neuralpredictors 0.3.0, cached)"
 KIT_2023 = "official (2023 kit, neuralpredictors HEAD, cached)"
 REFERENCE = "reference (np.load per trial)"
 LIMIT = "limit (in-RAM gather)"
+LIMIT_EPOCHS = 6  # the limit is the fastest of epochs 2.. (it is the run most shaken by load)
 STORE_LAYOUT = "v2"  # bump when the converter's output changes: cached stores are rebuilt
 
 
@@ -140,15 +144,20 @@ def loader_options(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     return dict(batch_size=8, frames=frames, include_behavior=True)
 
 
-def make_store(kind: str, args: argparse.Namespace) -> tuple[pathlib.Path, pathlib.Path]:
+def make_store(
+    kind: str, args: argparse.Namespace, *, clevel: int | None = None
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """The tree and its store (``clevel``: another compression level than the default)."""
     tree = make_tree(kind, args)
-    store = pathlib.Path(args.workdir) / "stores" / f"{tree.parent.name}-{STORE_LAYOUT}.zarr"
+    tag = "" if clevel is None else f"-clevel{clevel}"
+    store = pathlib.Path(args.workdir) / "stores" / f"{tree.parent.name}-{STORE_LAYOUT}{tag}.zarr"
     done = store.with_suffix(".done")
     if not done.exists():
         print(f"converting {tree.parent.name} -> {store} (once; later runs reuse it)")
         if store.exists():
             shutil.rmtree(store)
-        convert([str(tree)], str(store), num_workers=2, progress=False)
+        chunking = None if clevel is None else ChunkOptions(clevel=clevel)
+        convert([str(tree)], str(store), chunking=chunking, num_workers=2, progress=False)
         done.write_text("ok")
     return tree, store
 
@@ -212,9 +221,16 @@ def raw_sample_bytes(store: pathlib.Path, kind: str, args: argparse.Namespace) -
     return total
 
 
-def _epochs(loader: Any, t0: float, count: Any, epochs: int = 2) -> dict[str, Any]:
-    """Time ``epochs`` passes over ``loader`` (the first from ``t0``, the loader's making)."""
+#: Passes every pipeline makes; the reported throughput is the fastest after the first (short
+#: epochs on a shared 2-core machine vary by tens of percent from one pass to the next).
+EPOCHS = 4
+
+
+def _epochs(loader: Any, t0: float, count: Any, epochs: int = EPOCHS) -> dict[str, Any]:
+    """Time ``epochs`` passes over ``loader`` (the first from ``t0``, the loader's making);
+    ``epoch1`` is the first, ``epoch2`` the fastest of the others."""
     out: dict[str, Any] = {}
+    passes = []
     for epoch in range(1, epochs + 1):
         t_start = time.perf_counter() if epoch > 1 else t0
         samples = size = 0
@@ -224,14 +240,19 @@ def _epochs(loader: Any, t0: float, count: Any, epochs: int = 2) -> dict[str, An
             samples += count(batch)
             size += nbytes(batch)
         seconds = time.perf_counter() - t_start
-        out[f"epoch{epoch}"] = {
-            "samples": samples,
-            "seconds": seconds,
-            "samples_per_s": samples / seconds,
-            "mb_per_s": size / 1e6 / seconds,
-        }
-    out["samples_per_s"] = out[f"epoch{epochs}"]["samples_per_s"]
-    out["mb_per_s"] = out[f"epoch{epochs}"]["mb_per_s"]
+        passes.append(
+            {
+                "samples": samples,
+                "seconds": seconds,
+                "samples_per_s": samples / seconds,
+                "mb_per_s": size / 1e6 / seconds,
+            }
+        )
+    out["epoch1"] = passes[0]
+    out["epoch2"] = max(passes[1:] or passes, key=lambda p: p["samples_per_s"])
+    out["samples_per_s"] = out["epoch2"]["samples_per_s"]
+    out["mb_per_s"] = out["epoch2"]["mb_per_s"]
+    out["epochs_samples_per_s"] = [p["samples_per_s"] for p in passes]
     return out
 
 
@@ -262,14 +283,15 @@ def time_toolkit(
 
     first = _epochs(loader, t0, count, epochs=1)
     before = loader.dataset.bytes_read
-    second = _epochs(loader, time.perf_counter(), count, epochs=1)
-    out = {**first, "epoch1": first["epoch1"], "epoch2": second["epoch1"]}
-    out["samples_per_s"] = second["samples_per_s"]
-    out["mb_per_s"] = second["mb_per_s"]
+    rest = _epochs(loader, time.perf_counter(), count, epochs=EPOCHS - 1)
+    out = {**rest, "first_batch_s": first["first_batch_s"], "epoch1": first["epoch1"]}
+    out["epoch2"] = max([rest["epoch1"], rest["epoch2"]], key=lambda p: p["samples_per_s"])
+    out["samples_per_s"] = out["epoch2"]["samples_per_s"]
+    out["mb_per_s"] = out["epoch2"]["mb_per_s"]
+    out["epochs_samples_per_s"] = first["epochs_samples_per_s"] + rest["epochs_samples_per_s"]
     if workers == 0 and mode == "streaming":
-        out["read_bytes_per_sample"] = (loader.dataset.bytes_read - before) / second["epoch1"][
-            "samples"
-        ]
+        samples = first["epoch1"]["samples"] * (EPOCHS - 1)  # every epoch has the same batches
+        out["read_bytes_per_sample"] = (loader.dataset.bytes_read - before) / samples
     return out
 
 
@@ -297,7 +319,7 @@ def time_limit(store: pathlib.Path, kind: str, args: argparse.Namespace) -> dict
         }
     order = [torch.as_tensor(b) for b in loader.batch_sampler]
     out: dict[str, Any] = {"first_batch_s": 0.0}
-    for epoch in (1, 2):
+    for epoch in range(1, LIMIT_EPOCHS + 1):
         samples = size = 0
         t0 = time.perf_counter()
         for index in order:
@@ -320,6 +342,8 @@ def time_limit(store: pathlib.Path, kind: str, args: argparse.Namespace) -> dict
             "samples_per_s": samples / seconds,
             "mb_per_s": size / 1e6 / seconds,
         }
+    best = max(range(2, LIMIT_EPOCHS + 1), key=lambda e: out[f"epoch{e}"]["samples_per_s"])
+    out["epoch2"] = out[f"epoch{best}"]  # the fastest pass after the first: the limit
     out["samples_per_s"] = out["epoch2"]["samples_per_s"]
     out["mb_per_s"] = out["epoch2"]["mb_per_s"]
     return out
@@ -568,16 +592,23 @@ def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     tree_files, store_files = files_of(tree), files_of(store)
     warm(tree_files)
     before = time_official(tree, kind, args)
+    limit_before = in_child(time_limit, store, kind, args)  # timed again after, the faster kept
     rows: list[dict[str, Any]] = []
     raw = raw_sample_bytes(store, kind, args)
     configs = [("local", "streaming", w) for w in args.workers]
+    if "local" in args.sources:
+        configs.append((UNCOMPRESSED, "streaming", 0))
     configs += [("local", m, 0) for m in modes() if m != "streaming"]
     configs += [(s, "streaming", w) for s in args.sources if s != "local" for w in args.workers]
     if "local" not in args.sources:
         configs = [c for c in configs if c[0] != "local" or c[1] != "streaming"]
     for source, mode, workers in configs:
-        with serve(source, store) as url:
-            warm(store_files)
+        here, files = store, store_files
+        if source == UNCOMPRESSED:
+            here = make_store(kind, args, clevel=0)[1]
+            files = files_of(here)
+        with serve("local" if source == UNCOMPRESSED else source, here) as url:
+            warm(files)
             timing = in_child(time_toolkit, url, kind, mode, workers, args)
         row = toolkit_row(
             timing, kind=kind, source=source, mode=mode, workers=workers, sample_bytes=raw
@@ -588,8 +619,10 @@ def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             flush=True,
         )
     warm(store_files)
-    limit = {**in_child(time_limit, store, kind, args), "kind": kind, "pipeline": LIMIT}
-    limit.update(source="RAM", mode="gather", workers=0)
+    limit = max(
+        [limit_before, in_child(time_limit, store, kind, args)], key=lambda r: r["samples_per_s"]
+    )
+    limit.update(kind=kind, pipeline=LIMIT, source="RAM", mode="gather", workers=0)
     print(f"{kind}: {LIMIT}: {limit['samples_per_s']:.0f} samples/s", flush=True)
     warm(tree_files)
     after = time_official(tree, kind, args)
@@ -599,7 +632,7 @@ def bench_kind(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| year | pipeline | source | mode | workers | first batch s | samples/s, epoch 1 | "
-        "samples/s, epoch 2 | x official | of limit | read/sample | peak RSS MB (worker) |",
+        "samples/s, epochs 2+ | x official | of limit | read/sample | peak RSS MB (worker) |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -632,7 +665,8 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for kind, mode, what, want in TARGETS:
         got = [r for r in rows if r["kind"] == kind and r.get("mode") == mode]
-        got = [r for r in got if r["pipeline"] == "toolkit" and r["source"] == "local"]
+        local = ("local", UNCOMPRESSED)
+        got = [r for r in got if r["pipeline"] == "toolkit" and r["source"] in local]
         if not got:
             continue
         best = max(got, key=lambda r: r[what])
@@ -710,10 +744,12 @@ def main(argv: list[str] | None = None) -> int:
         f"Date: {date}. Warm page cache. Train tier; 2022 batch 128, scale 0.25, behaviour "
         f"channels; 2023 batch 8, {loader_options('dynamic', args)['frames']} frames, "
         "behaviour channels. Epoch 1 includes making the loader (the store opened, in-memory "
-        "and device arrays read); the reported samples/s are epoch 2's. Official loaders: one "
-        "process, cache on, epoch 1 reads the files and epoch 2 the cache, timed before and "
+        f"and device arrays read); the reported samples/s are the fastest of epochs 2-{EPOCHS}. "
+        "Official loaders: one process, cache on, epoch 1 reads the files and the later ones "
+        "the cache, timed before and "
         f"after the toolkit (the faster run kept); 2022 over {args.official_samples} train "
-        "trials. Limit: index_select of the same batches from float32 arrays in RAM. "
+        "trials. Limit: index_select of the same batches from float32 arrays in RAM, the fastest "
+        "epoch of two runs (before and after the toolkit). "
         "read/sample: chunk bytes fetched per sample in epoch 2 (streaming, 0 workers) and its "
         "ratio to the stored bytes of the sample's own values. Peak RSS: the configuration's "
         "process (its largest worker).",

@@ -10,13 +10,14 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BloscCodec
+from zarr.core.sync import sync
 
 from sensorium_data.errors import MissingChunkError, RemoteReadError
 from sensorium_data.loading.chunkread import ChunkReader, reader_for
 from sensorium_data.store.shards import write_shards
 
 
-def sharded(path: Path, shape, chunks, shards, *, write=True) -> zarr.Array:
+def sharded(path: Path, shape, chunks, shards, *, write=True, clevel=5) -> zarr.Array:
     arr = zarr.create_array(
         str(path),
         shape=shape,
@@ -24,7 +25,7 @@ def sharded(path: Path, shape, chunks, shards, *, write=True) -> zarr.Array:
         shards=shards,
         dtype="float32",
         fill_value=np.nan,
-        compressors=BloscCodec(cname="lz4", shuffle="shuffle"),
+        compressors=BloscCodec(cname="lz4", shuffle="shuffle", clevel=clevel),
     )
     if write:
         data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -66,6 +67,28 @@ def test_windows_equal_zarr(arrays, data) -> None:
     assert got.shape == (n, 3, 2, length)
     np.testing.assert_array_equal(got, np.array(want).reshape(got.shape))
     assert (reader.bytes_read > 0) == (n > 0)
+
+
+@pytest.mark.parametrize("shape", [(37, 5), (30, 1, 3, 4)], ids=["rows", "images"])
+def test_uncompressed_rows_are_read_straight_into_the_batch(tmp_path: Path, shape) -> None:
+    """A store written with clevel=0 (blosc keeps the raw values after a 16-byte header): the
+    batch's rows are read from the shard files into the output, only their bytes, and equal
+    zarr's; a chunk left unwritten still reads as the fill value."""
+    chunks, shards = (4, *shape[1:]), (8, *shape[1:])
+    arr = sharded(tmp_path / "raw", shape, chunks, shards, clevel=0)
+    reader = ChunkReader(arr)
+    trials = np.array([9, 3, 36 if shape[0] > 36 else 29, 8, 10, 3, 0], dtype=np.int64)
+    out = np.empty((len(trials), *shape[1:]), dtype=np.float32)
+    assert reader._direct(out, None, shape[-1])
+    got = sync(reader.read(trials, np.zeros(len(trials), np.int64), shape[-1], out=out))
+    assert got is out
+    np.testing.assert_array_equal(got, arr[...][trials])
+    assert reader.bytes_read == len(trials) * out[0].nbytes  # the rows, not whole chunks
+    compressed = sharded(tmp_path / "lz4", shape, chunks, shards)
+    np.testing.assert_array_equal(ChunkReader(compressed).rows(trials), got)
+    assert not ChunkReader(compressed)._direct(out, None, shape[-1])
+    empty = sharded(tmp_path / "empty", shape, chunks, shards, write=False, clevel=0)
+    assert np.isnan(ChunkReader(empty).rows(trials)).all()
 
 
 def test_bytes_read_are_the_chunks_touched(arrays) -> None:

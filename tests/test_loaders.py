@@ -440,3 +440,22 @@ def test_device_mode_errors_name_what_is_wrong(store: Path) -> None:
         make_loaders(store, mice=[DYNAMIC], device="cpu", frames=20, memory_budget=10)
     with pytest.raises(LoaderArgumentError, match="device: not a torch device: 'gpu0'"):
         make_loaders(store, mice=[STATIC], device="gpu0")
+
+
+def test_an_uncompressed_store_streams_the_same_batches(tmp_path: Path) -> None:
+    """clevel=0 stores are read row by row straight into the batch (a faster path for
+    streaming); the batches equal those of the default, compressed store."""
+    trees = [
+        write_tree(tmp_path / "t", "static", n_trials=40, n_neurons=6),
+        write_tree(tmp_path / "t", "dynamic", n_trials=20, n_neurons=4, n_frames=40, seed=2),
+    ]
+    chunking = {"trials_per_chunk": 4, "trials_per_shard": 8}
+    for name, clevel in (("lz4.zarr", 5), ("raw.zarr", 0)):
+        opts = sd.ChunkOptions(clevel=clevel, **chunking)
+        sd.convert(trees, tmp_path / name, chunking=opts, progress=False)
+    for mouse, kw in ((STATIC, {"scale": 0.5, "include_behavior": True}), (DYNAMIC, DYN_KW)):
+        for tier in ("train", "validation"):
+            torch.manual_seed(0)  # the same random windows
+            raw = batches(tmp_path / "raw.zarr", mouse, tier, resident_bytes=0, **kw)
+            torch.manual_seed(0)
+            assert_same(raw, batches(tmp_path / "lz4.zarr", mouse, tier, resident_bytes=0, **kw))
