@@ -459,3 +459,28 @@ def test_an_uncompressed_store_streams_the_same_batches(tmp_path: Path) -> None:
             raw = batches(tmp_path / "raw.zarr", mouse, tier, resident_bytes=0, **kw)
             torch.manual_seed(0)
             assert_same(raw, batches(tmp_path / "lz4.zarr", mouse, tier, resident_bytes=0, **kw))
+
+
+def test_2023_windows_do_not_depend_on_the_mode(store: Path) -> None:
+    """Random window starts come from torch's generator when a batch is planned, prefetch
+    batches ahead in every mode: a model drawing random numbers between batches (dropout)
+    gets the same windows streamed, in memory and on a device."""
+    got = []
+    for mode in ({"in_memory": False}, {"in_memory": True}, {"device": "cpu"}):
+        (loader,) = make_loaders(
+            store, mice=[DYNAMIC], tiers=["train"], batch_size=4, **DYN_KW, **mode
+        )["train"].values()
+        torch.manual_seed(11)
+        batches_ = []
+        for batch in loader:
+            batches_.append(batch)
+            torch.rand(3)  # what a training step draws
+        got.append(batches_)
+    assert_same(got[1], got[0])
+    assert_same(got[2], got[0])
+    # an empty batch in memory, with behaviour channels (CPU gather into the image channels)
+    (loader,) = make_loaders(
+        store, mice=[STATIC], tiers=["validation"], include_behavior=True, in_memory=True
+    )["validation"].values()
+    empty = loader.dataset.__getitems__([])
+    assert empty["images"].shape[0] == 0 and empty["images"].shape[1] == 4

@@ -7,7 +7,9 @@ again on every call; at batch sizes of 128 that is most of the time of a batch.
 shard's index once read (a few hundred bytes), fetches every chunk of a batch in one concurrent
 round through the array's zarr store (so retries, HTTP, S3 and fsspec chains behave exactly as
 for zarr), decodes each chunk once per batch with blosc in threads, and copies each trial's
-rows or frame window into the output. It counts the bytes it fetches.
+rows or frame window into the output as the chunk arrives. Rows of a local store written
+without compression (``clevel=0``) are read from the shard files straight into the output,
+with no decoding. It counts the bytes it fetches.
 
 Only arrays chunked along the first axis (trials) and optionally the last one (frames), with
 every other axis whole, stored as ``sharding_indexed`` with ``bytes`` + ``blosc`` inside and a
@@ -232,6 +234,7 @@ class ChunkReader:
         as a 16-byte header and the raw values), rows of the stored dtype, each contiguous."""
         return (
             self.local_root is not None
+            and hasattr(os, "preadv")
             and self.codec.clevel == 0
             and select is None
             and length == self.shape[-1] == self.chunk[-1]
@@ -243,9 +246,9 @@ class ChunkReader:
     def _read_rows(
         self, keys: list[tuple[int, int]], trials: np.ndarray, out: np.ndarray, place: Placer
     ) -> None:
-        """Read the batch's rows of the chunks ``keys`` into ``out`` with one ``preadv`` each
+        """Read the batch's rows of the chunks ``keys`` into ``out``, one ``preadv`` per row
         (in a decode thread); a chunk stored otherwise (compressed after all, or unwritten) is
-        decoded and placed as usual."""
+        decoded and placed as usual. ``bytes_read`` counts the rows' bytes."""
         row_bytes = out[0].nbytes
         per_chunk = self.chunk[0]
         for key in keys:
@@ -275,8 +278,12 @@ class ChunkReader:
 
     def _fd(self, path: str) -> int:
         fd = self._fds.get(path)
-        if fd is None:
-            fd = self._fds.setdefault(path, os.open(path, os.O_RDONLY))
+        if fd is None:  # two decode threads may open the same shard first: keep one
+            mine = os.open(path, os.O_RDONLY)
+            with self._lock:
+                fd = self._fds.setdefault(path, mine)
+            if fd != mine:
+                os.close(mine)
         return fd
 
     def _place(
@@ -405,9 +412,7 @@ class ChunkReader:
 
     def _read_local(self, path: str, offset: int, nbytes: int) -> np.ndarray:
         """Read and decode one chunk of a local shard (in a decode thread)."""
-        fd = self._fds.get(path)
-        if fd is None:
-            fd = self._fds.setdefault(path, os.open(path, os.O_RDONLY))
+        fd = self._fd(path)
         data = os.pread(fd, nbytes, offset)
         if len(data) != nbytes:
             raise RemoteReadError(f"{path}: expected {nbytes} bytes at {offset}, got {len(data)}")

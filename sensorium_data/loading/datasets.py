@@ -3,10 +3,11 @@
 :class:`MouseDataset` holds only picklable configuration (URL, mouse, trial and neuron
 selection, :class:`SampleOptions`); the store, its arrays, the statistics and the normaliser are
 opened on first use in each process, so DataLoader workers work with fork, forkserver and spawn
-and no open handle crosses a fork. ``__getitems__`` reads a whole batch per array (2022: one
-orthogonal read; 2023: one window per trial, fetched concurrently). Samples are plain dicts of
-float32 CPU tensors with the official key names and shapes, plus ``trial`` (file indices).
-Nothing is moved to a device here.
+and no open handle crosses a fork. ``__getitems__`` makes a whole batch at once: streamed, every
+chunk it needs fetched in one concurrent round and copied into the preallocated batch; in
+memory (or on a device), one gather per array (2023: one slice copy per window). Samples are
+plain dicts of float32 tensors with the official key names and shapes, plus ``trial`` (file
+indices; 2023 also ``frame_start`` and ``valid_frames``), on the host or on ``device``.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         :class:`SampleOptions`.
     in_memory
         Read the selected arrays once per process, normalise them once and serve batches from
-        RAM (one gather per array and batch).
+        RAM (2022: one gather per array and batch; 2023: one slice copy per window).
     device
         With ``in_memory``: place the model-ready arrays on this torch device and gather every
         batch there (``None``: host memory). ``memory_limit`` bytes at most.
@@ -321,7 +322,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         if scaled is not None and "images" in arrays and _commutes(normalizer):
             arrays["images"] = group[scaled]
             opened.prescaled = True
-        if self.in_memory:
+        if self.in_memory or self.device is not None:
             ready = {
                 k: torch.from_numpy(v)
                 for k, v in self._model_ready(opened, bool(meta.get(EVERY_CHUNK_WRITTEN))).items()
@@ -346,8 +347,9 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         element with the same float32 factors.
 
         A block of trials at a time is read by the chunk reader straight into the final array
-        and normalised there (no copy of the stored values is held), with a progress bar
-        when it takes a while.
+        and normalised there (no copy of the stored values is held; a stimulus that is
+        rescaled, or an array of another layout, is read through zarr a block at a time), with
+        a progress bar when it takes a while.
         """
         out = {}
         n = len(self.trials)
@@ -430,7 +432,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         opened = self.opened
         pending = self._pending.pop(tuple(positions), None)
         if opened.ready is not None:
-            plan = self._plan(opened, positions)
+            plan = self._plan(opened, positions) if pending is None else pending[0]
             if opened.dynamic:
                 return self._gather_dynamic(opened, opened.ready, plan)
             return self._gather_static(opened.ready, plan)
@@ -452,20 +454,23 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
         ``num_workers=0``. 2023 windows are drawn here, in batch order.
         """
         opened = self.opened
-        if opened.ready is not None:  # in memory, model-ready: nothing to read ahead
-            return
         plan = self._plan(opened, positions)
+        if opened.ready is not None:  # in memory: nothing to read ahead, the plan is kept
+            self._pending[tuple(positions)] = (plan, None)
+            return
         future = asyncio.run_coroutine_threadsafe(self._read(opened, plan), _get_loop())
         self._pending[tuple(positions)] = (plan, future)
         while len(self._pending) > MAX_PENDING:
-            self._pending.pop(next(iter(self._pending)))[1].cancel()
+            dropped = self._pending.pop(next(iter(self._pending)))[1]
+            if dropped is not None:
+                dropped.cancel()
 
     def discard(self, positions: list[int] | None = None) -> None:
         """Drop the prefetched batch at ``positions`` (``None``: all of them)."""
         keys = list(self._pending) if positions is None else [tuple(positions)]
         for key in keys:
             entry = self._pending.pop(key, None)
-            if entry is not None:
+            if entry is not None and entry[1] is not None:
                 entry[1].cancel()
 
     def _plan(self, opened: OpenedMouse, positions: Any) -> BatchPlan:
@@ -642,7 +647,7 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
                 batch = torch.empty(
                     (len(index), n, *images.shape[2:]), dtype=torch.float32, device=where
                 )
-                if where.type == "cpu":  # gathered straight into the image channels
+                if where.type == "cpu" and len(index):  # gathered into the image channels
                     flat = batch.view(len(index), -1)[:, : images[0].numel()]
                     torch.index_select(images.view(len(images), -1), 0, index, out=flat)
                 else:  # index_select's out= wants a contiguous tensor on some devices

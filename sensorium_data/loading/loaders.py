@@ -164,8 +164,9 @@ def make_loaders(
         process holds its own copy); ``False``: stream. In
         memory, a dataset holds its arrays model-ready (normalised, rescaled, neurons
         selected, float32; 2023 trials whole) and a batch is one gather per array (2023: the
-        windows gathered from the whole trials). Streamed batches are normalised in float32
-        as their chunks are decoded; every mode gives the same batches bit for bit.
+        windows copied from the whole trials). Streamed batches are normalised in float32
+        as their chunks are decoded; every mode gives the same batches bit for bit (2023
+        windows are drawn when a batch is planned, ``prefetch`` batches ahead, in every mode).
     device
         A torch device (``"cuda"``, ``"cuda:1"``, ``"cpu"``, ...) to hold each dataset's
         model-ready arrays and gather every batch on (2023 windows included); they are read
@@ -285,7 +286,10 @@ def make_loaders(
                 world_size=world_size,
             )
             batches: Any = sampler
-            if prefetch and not loader_kwargs.get("num_workers") and not dataset.in_memory:
+            # streamed batches are read ahead; 2023 windows are drawn ahead in every mode, so
+            # that the random starts do not depend on the mode (or on draws between batches)
+            ahead = not dataset.in_memory or layout["kind"] == "dynamic"
+            if prefetch and not loader_kwargs.get("num_workers") and ahead:
                 batches = Lookahead(sampler, dataset, depth=prefetch)
             out.setdefault(tier, {})[mouse] = DataLoader(
                 dataset, batch_sampler=batches, collate_fn=_identity, **loader_kwargs
@@ -332,9 +336,8 @@ def _layouts(
             "chunk": group[data[0]].chunks[0],
             "valid": group["valid_frames"][...] if "valid_frames" in group else None,
             "n_frames": group[data[0]].shape[-1],
-            "trial_bytes": sum(
-                int(np.prod(group[k].shape[1:])) * group[k].dtype.itemsize for k in data
-            ),
+            # in memory every value is float32 (stored uint8 images take 4x their bytes)
+            "trial_bytes": sum(int(np.prod(group[k].shape[1:])) * 4 for k in data),
         }
     return out
 

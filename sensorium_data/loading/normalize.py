@@ -1,6 +1,7 @@
 """The official SENSORIUM normaliser (neuralpredictors ``NeuroNormalizer``), on numpy batches.
 
-numpy only; the torch datasets call it on each batch they read.
+numpy only. :class:`Normalizer` computes in float64 (scoring, ground truth); the loaders apply
+its factors rounded once to float32 with :class:`KeyNormalizer`, straight into each batch.
 """
 
 from __future__ import annotations
