@@ -4,8 +4,10 @@
   numpy only).
 - :mod:`~sensorium_data.loading.transforms`: the kits' sample transforms on numpy batches.
 - :mod:`~sensorium_data.loading.chunkread`: whole decoded chunks, read once and shared.
+- :mod:`~sensorium_data.loading.options`: :class:`SampleOptions`, the per-process
+  :class:`OpenedMouse` and a batch's :class:`BatchPlan`.
 - :mod:`~sensorium_data.loading.datasets`: :class:`MouseDataset`, streamed, in memory or on a
-  torch device.
+  torch device; :mod:`~sensorium_data.loading.gather`: its in-memory and device batches.
 - :mod:`~sensorium_data.loading.samplers`, :mod:`~sensorium_data.loading.loaders`,
   :mod:`~sensorium_data.loading.checks`: samplers, :func:`make_loaders` and its argument checks.
 

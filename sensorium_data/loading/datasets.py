@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 from zarr.core.sync import _get_loop, sync
 
-from ..conventions import DEFAULT_SCORED_FRAMES, parse_scored_frames, usable_frames
-from ..errors import SensoriumDataError
+from ..conventions import usable_frames
 from ..store.access import (
     gather_or_cancel,
     open_root,
@@ -34,8 +32,10 @@ from ..store.access import (
     store_url,
 )
 from ..store.schema import EVERY_CHUNK_WRITTEN
-from .chunkread import ChunkReader, decode_pool, reader_for
+from .chunkread import decode_pool, reader_for
+from .gather import DeviceMemoryError, device_free_bytes, gather_dynamic, gather_static
 from .normalize import KeyNormalizer, Normalizer
+from .options import BatchPlan, OpenedMouse, SampleOptions
 from .transforms import rescale_images, rescaled_size
 
 __all__ = ["RESIDENT_BYTES", "BatchPlan", "MouseDataset", "OpenedMouse", "SampleOptions"]
@@ -46,73 +46,6 @@ __all__ = ["RESIDENT_BYTES", "BatchPlan", "MouseDataset", "OpenedMouse", "Sample
 RESIDENT_BYTES = 32 * 2**20
 #: Prefetched batches a dataset holds at most (see :meth:`MouseDataset.prefetch`).
 MAX_PENDING = 8
-
-
-@dataclass(frozen=True, kw_only=True)
-class SampleOptions:
-    """How a sample is made, as in the official loaders (docs/format.md, normalisation).
-
-    Attributes
-    ----------
-    normalize
-        Apply the official normaliser (:class:`~sensorium_data.loading.normalize.Normalizer`).
-    stats_source, threshold_reduction
-        Statistics subfolder (``all``) and the reduction of the response threshold
-        (``nanmean``, as later neuralpredictors; ``mean`` as 0.3.0).
-    scale
-        Image/video rescale factor (0.25 turns 144x256 into 36x64), as the kit's ScaleInputs.
-    include_behavior, include_pupil
-        Append behaviour (and pupil centre) as constant image channels.
-    frames
-        2023: window length; ``None`` keeps each trial's whole (valid) length, padding the
-        batch with NaN to its longest trial.
-    frame_offset
-        2023: fixed window start; ``None`` draws a random start per sample (uniform over the
-        valid range, from torch's generator, so DataLoader seeding makes it reproducible).
-    max_frame
-        2023: ignore frames from this index on.
-    cut_valid
-        2023: cut every key at the trial's valid length (``valid_frames``).
-    scored_frames
-        2023, with ``cut_valid``: ``"competition"`` (default) also drops the last valid frame
-        of every NaN-padded trial, as the competition-era kit's loader did (its frames were
-        the ones scored: 249 of a 300-frame trial, see :mod:`sensorium_data.conventions`);
-        ``"kit-head"`` keeps it, as the 2023 kit at HEAD.
-    """
-
-    normalize: bool = True
-    stats_source: str = "all"
-    threshold_reduction: str = "nanmean"
-    scale: float = 1.0
-    include_behavior: bool = False
-    include_pupil: bool = False
-    frames: int | None = None
-    frame_offset: int | None = None
-    max_frame: int | None = None
-    cut_valid: bool = True
-    scored_frames: str = DEFAULT_SCORED_FRAMES
-
-    def __post_init__(self) -> None:
-        parse_scored_frames(self.scored_frames)
-        if self.scale <= 0:
-            raise ValueError(f"scale must be positive, got {self.scale!r}")
-        if self.frames is not None and self.frames < 1:
-            raise ValueError(f"frames must be a positive integer, got {self.frames!r}")
-        if self.frame_offset is not None and self.frame_offset < 0:
-            raise ValueError(f"frame_offset must be >= 0, got {self.frame_offset!r}")
-
-
-class DeviceMemoryError(SensoriumDataError, MemoryError):
-    """A mouse's model-ready arrays do not fit the device (or the memory budget) asked for."""
-
-
-def device_free_bytes(device: torch.device) -> int | None:
-    """Free memory of a torch device in bytes (CUDA: from the driver); ``None`` for the host,
-    where the arrays are built in the first place, and devices that do not say."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    return None
 
 
 async def trial_rows(arr: Any, trials: np.ndarray) -> np.ndarray:
@@ -153,59 +86,6 @@ def _cut(rows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     if length == rows.shape[-1]:
         return rows
     return np.stack([r[..., s : s + length] for r, s in zip(rows, starts, strict=True)])
-
-
-@dataclass(eq=False)
-class OpenedMouse:
-    """What a process opens of its dataset's mouse on first use (never pickled: every process
-    opens its own, see :attr:`MouseDataset.opened`).
-
-    Attributes
-    ----------
-    kind
-        ``"static"`` (2022) or ``"dynamic"`` (2023).
-    arrays
-        The zarr arrays of the data keys (2022 images: the stored rescaled copy when
-        ``prescaled``).
-    valid
-        2023: every trial's valid length (``valid_frames``), else ``None``.
-    norms
-        Each key's float32 normaliser (:class:`~.normalize.KeyNormalizer`; a float32 copy
-        when not normalising), with the neuron selection applied to responses.
-    prescaled
-        2022: the images are read from the stored copy at the requested scale.
-    readers, resident
-        Streaming: a chunk reader per key (``None``: read through zarr), and the small arrays
-        read whole (raw values, indexed in RAM).
-    ready
-        In memory (or on a device): every key's model-ready float32 tensor of the dataset's
-        trials (row ``j`` is ``trials[j]``); 2023 trials whole and padded, windows gathered
-        per batch.
-    """
-
-    kind: str
-    arrays: dict[str, Any]
-    valid: np.ndarray | None
-    norms: dict[str, KeyNormalizer]
-    prescaled: bool = False
-    readers: dict[str, ChunkReader | None] = field(default_factory=dict)
-    resident: dict[str, np.ndarray] = field(default_factory=dict)
-    ready: dict[str, torch.Tensor] | None = None
-
-    @property
-    def dynamic(self) -> bool:
-        return self.kind == "dynamic"
-
-
-@dataclass(frozen=True, eq=False)
-class BatchPlan:
-    """Which trials a batch holds and which frames of each (2023: drawn when planned)."""
-
-    positions: np.ndarray
-    trials: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    length: int | None  # frames read per trial (2023), None for 2022
 
 
 class MouseDataset(Dataset):  # type: ignore[type-arg]
@@ -633,72 +513,13 @@ class MouseDataset(Dataset):  # type: ignore[type-arg]
 
     # -- in-memory batches (host or device) -----------------------------------------------------
     def _gather_static(self, ready: dict[str, torch.Tensor], plan: BatchPlan) -> dict[str, Any]:
-        """A 2022 batch from the model-ready tensors: one gather per array; the behaviour (and
-        pupil) channels are written into the preallocated image batch, not concatenated."""
-        where = next(iter(ready.values())).device
-        index = torch.as_tensor(plan.positions, device=where)
-        out = {k: torch.index_select(v, 0, index) for k, v in ready.items() if k != "images"}
-        if "images" in ready:
-            images = ready["images"]
-            extras = [out[k] for k in self._extras()]
-            if extras:
-                c = images.shape[1]
-                n = c + sum(e.shape[1] for e in extras)
-                batch = torch.empty(
-                    (len(index), n, *images.shape[2:]), dtype=torch.float32, device=where
-                )
-                if where.type == "cpu" and len(index):  # gathered into the image channels
-                    flat = batch.view(len(index), -1)[:, : images[0].numel()]
-                    torch.index_select(images.view(len(images), -1), 0, index, out=flat)
-                else:  # index_select's out= wants a contiguous tensor on some devices
-                    batch[:, :c] = torch.index_select(images, 0, index)
-                for e in extras:
-                    batch[:, c : c + e.shape[1]] = e[:, :, None, None]
-                    c += e.shape[1]
-                out["images"] = batch
-            else:
-                out["images"] = torch.index_select(images, 0, index)
-        out["trial"] = torch.as_tensor(plan.trials, device=where)
-        return out
+        return gather_static(ready, plan, self._extras())
 
     def _gather_dynamic(
         self, opened: OpenedMouse, ready: dict[str, torch.Tensor], plan: BatchPlan
     ) -> dict[str, Any]:
-        """A 2023 batch from the whole normalised trials: each window copied as one slice into
-        the preallocated batch (the video straight into ``(B, 1 + channels, T, H, W)``), NaN
-        past a short trial's valid length, the behaviour channels written in."""
-        where = next(iter(ready.values())).device
-        length = plan.length or 0
-        rows, starts = plan.positions.tolist(), plan.starts.tolist()
-        extras = self._extras()
-        out: dict[str, Any] = {}
-        for key, values in ready.items():
-            if key == "videos":  # stored (M, H, W, T): frames first in the batch
-                channels = sum(ready[k].shape[1] for k in extras)
-                shape = (len(rows), 1 + channels, length, *values.shape[1:3])
-                got = torch.empty(shape, dtype=torch.float32, device=where)
-                for j, (i, s) in enumerate(zip(rows, starts, strict=True)):
-                    got[j, 0] = values[i, ..., s : s + length].permute(2, 0, 1)
-            else:
-                shape = (len(rows), *values.shape[1:-1], length)
-                got = torch.empty(shape, dtype=torch.float32, device=where)
-                for j, (i, s) in enumerate(zip(rows, starts, strict=True)):
-                    got[j] = values[i, ..., s : s + length]
-            if np.dtype(opened.arrays[key].dtype).kind == "f":  # past the valid frames: NaN
-                for j, n in enumerate(plan.lengths.tolist()):
-                    if n < length:
-                        (got[j, 0, n:] if key == "videos" else got[j, ..., n:]).fill_(float("nan"))
-            out[key] = got
-        if "videos" in out:
-            c = 1
-            for key in extras:  # (B, k, T) -> (B, k, T, 1, 1)
-                extra = out[key]
-                out["videos"][:, c : c + extra.shape[1]] = extra[..., None, None]
-                c += extra.shape[1]
-        out["trial"] = torch.as_tensor(plan.trials, device=where)
-        out["frame_start"] = torch.as_tensor(plan.starts, device=where)
-        out["valid_frames"] = torch.as_tensor(plan.lengths, device=where)
-        return out
+        floats = {k for k, a in opened.arrays.items() if np.dtype(a.dtype).kind == "f"}
+        return gather_dynamic(ready, plan, self._extras(), floats)
 
 
 def _commutes(normalizer: Normalizer | None) -> bool:
