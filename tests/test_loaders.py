@@ -484,3 +484,33 @@ def test_2023_windows_do_not_depend_on_the_mode(store: Path) -> None:
     )["validation"].values()
     empty = loader.dataset.__getitems__([])
     assert empty["images"].shape[0] == 0 and empty["images"].shape[1] == 4
+
+
+def test_the_memory_budget_counts_float32_values(tmp_path: Path) -> None:
+    """In memory every value is float32: stored uint8 images take 4x their stored bytes, so
+    "auto" streams a mouse whose stored bytes fit the budget but whose float32 values do not."""
+    tree = write_tree(tmp_path / "t", "static", n_trials=40, n_neurons=6, image_dtype="uint8")
+    store = tmp_path / "u8.zarr"
+    sd.convert([tree], store, progress=False)
+    group = zarr.open_group(str(store), mode="r")[STATIC]
+    keys = ("images", "responses", "behavior", "pupil_center")
+    stored = sum(int(np.prod(group[k].shape[1:])) * group[k].dtype.itemsize for k in keys)
+    as_float = sum(int(np.prod(group[k].shape[1:])) * 4 for k in keys)
+    assert group["images"].dtype == np.uint8 and stored < as_float
+    n = int(np.sum(group["tiers"][...] == "train"))
+    for budget, held in (((stored + as_float) // 2 * n, False), (as_float * n, True)):
+        loaders = make_loaders(store, tiers=["train"], in_memory="auto", memory_budget=budget)
+        assert loaders["train"][STATIC].dataset.in_memory is held
+
+
+def test_a_dataset_on_a_device_is_held_in_memory(store: Path) -> None:
+    """MouseDataset(device=...) made directly, without in_memory: the arrays are placed on the
+    device anyway (streamed batches would be host tensors)."""
+    (loader,) = make_loaders(store, mice=[STATIC], tiers=["validation"])["validation"].values()
+    ds = loader.dataset
+    direct = sd.MouseDataset(
+        store, STATIC, trials=ds.trials, options=ds.options, in_memory=False, device="cpu"
+    )
+    assert direct.opened.ready is not None and not direct.opened.readers
+    batch = direct.__getitems__([0, 1])
+    assert batch["images"].device == torch.device("cpu") and batch["images"].shape[0] == 2

@@ -253,23 +253,22 @@ class ChunkReader:
         per_chunk = self.chunk[0]
         for key in keys:
             offset, nbytes = self._location(key)
+            path = self._path(key)
             if offset == _EMPTY or int(nbytes) != 16 + row_bytes * per_chunk:
                 chunk = (
                     np.full(self.chunk, self.fill_value, dtype=self.dtype)
                     if offset == _EMPTY
-                    else self._read_local(self._path(key), int(offset), int(nbytes))
+                    else self._read_local(path, int(offset), int(nbytes))
                 )
                 place(key, chunk)
                 continue
-            fd = self._fd(self._path(key))
+            fd = self._fd(path)
             rows = np.flatnonzero(trials // per_chunk == key[0])
             for j, t in zip(rows.tolist(), trials[rows].tolist(), strict=True):
                 at = int(offset) + 16 + (t - key[0] * per_chunk) * row_bytes
                 got = os.preadv(fd, [out[j]], at)
                 if got != row_bytes:
-                    raise RemoteReadError(
-                        f"{self._path(key)}: expected {row_bytes} bytes at {at}, got {got}"
-                    )
+                    raise RemoteReadError(f"{path}: expected {row_bytes} bytes at {at}, got {got}")
             with self._lock:
                 self.bytes_read += row_bytes * len(rows)
 
