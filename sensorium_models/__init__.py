@@ -13,6 +13,7 @@ from sensorium_models.configs import (
     get_config,
 )
 from sensorium_models.errors import (
+    KitCheckpointError,
     ModelConfigError,
     ModelInputError,
     TrainingError,
@@ -25,12 +26,15 @@ _TORCH_API = {
     "FiringRateEncoder": "encoders",
     "VideoEncoder": "encoders",
     "TrainResult": "training",
+    "KIT_CHECKPOINTS": "kit",
     "load_checkpoint": "checkpoints",
+    "load_kit_checkpoint": "kit",
     "load_model": "checkpoints",
     "train": "training",
     "evaluate": "evaluation",
     "predict": "evaluation",
     "readout_positions": "inspection",
+    "to_kit_state_dict": "kit",
     "write_submission": "evaluation",
 }
 
@@ -45,9 +49,11 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "KIT_CHECKPOINTS",
     "NAMED_CONFIGS",
     "Encoder",
     "FiringRateEncoder",
+    "KitCheckpointError",
     "ModelConfig",
     "ModelConfigError",
     "ModelInputError",
@@ -61,9 +67,11 @@ __all__ = [
     "evaluate",
     "get_config",
     "load_checkpoint",
+    "load_kit_checkpoint",
     "load_model",
     "predict",
     "readout_positions",
+    "to_kit_state_dict",
     "train",
     "write_submission",
 ]

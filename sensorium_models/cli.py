@@ -8,6 +8,10 @@
     sensorium-models evaluate --checkpoint runs/sota --store S.zarr [--json OUT] [--tiers ...]
         [--plots DIR]
     sensorium-models submit --checkpoint runs/sota --store S.zarr --out submission/
+    sensorium-models export-kit --checkpoint runs/sota --out sota_for_kit.pth
+
+``--checkpoint`` of evaluate and submit also takes the 2022 kit's published checkpoints by name
+(``sensorium-sota``, ...) and kit ``state_dict`` files with ``--kit-model NAME``.
 
 Errors exit with status 1 and a message that names the argument at fault.
 """
@@ -83,6 +87,23 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="B",
         help="trials per batch (default: the model's, 128 images or 8 videos when evaluating)",
+    )
+
+
+def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="DIR",
+        help="run folder or .pt file; a 2022 kit checkpoint by name (sensorium-sota, "
+        "sensorium-ln, sensorium-plus-sota, sensorium-plus-ln, sensorium-generalization; "
+        "downloaded once); or a kit .pth path or URL with --kit-model",
+    )
+    p.add_argument(
+        "--kit-model",
+        default=None,
+        metavar="NAME",
+        help="--checkpoint is a 2022 kit state_dict of this architecture (e.g. sensorium-sota)",
     )
 
 
@@ -176,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _common(p)
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
+    _checkpoint_flags(p)
     p.add_argument(
         "--tiers",
         nargs="+",
@@ -204,10 +225,19 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _common(p)
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
+    _checkpoint_flags(p)
     p.add_argument("--out", required=True, metavar="DIR", help="submission folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     add_scored_frames(p, detect=False)
+
+    p = sub.add_parser(
+        "export-kit",
+        help="save a 2022 model as a state_dict the kit's model loads strictly",
+        **examples("sensorium-models export-kit --checkpoint runs/sota --out sota_for_kit.pth"),
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
+    p.add_argument("--out", required=True, metavar="FILE", help="the .pth file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     return parser
 
 
@@ -257,16 +287,30 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> Any:
+    from sensorium_models.configs import NAMED_CONFIGS
     from sensorium_models.inference import resolve_device
+    from sensorium_models.kit import KIT_CHECKPOINTS, load_kit_checkpoint
     from sensorium_models.training import load_model
 
-    path = pathlib.Path(args.checkpoint)
-    if not path.exists():
-        raise _UsageError(f"--checkpoint: {path} does not exist")
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise _UsageError(f"--device: {exc}") from None
+    kit_model = getattr(args, "kit_model", None)
+    path = pathlib.Path(args.checkpoint)
+    if kit_model is not None:
+        if kit_model not in NAMED_CONFIGS:
+            raise _UsageError(
+                f"--kit-model: unknown model {kit_model!r}; known: {sorted(NAMED_CONFIGS)}"
+            )
+        return load_kit_checkpoint(args.checkpoint, model=kit_model, device=device)
+    if not path.exists() and args.checkpoint in KIT_CHECKPOINTS:
+        return load_kit_checkpoint(args.checkpoint, device=device)
+    if not path.exists():
+        raise _UsageError(
+            f"--checkpoint: {path} does not exist (nor is it a kit checkpoint name: "
+            f"{sorted(KIT_CHECKPOINTS)})"
+        )
     return load_model(path, device=device)
 
 
@@ -369,7 +413,30 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "submit": _submit}
+def _export_kit(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    import torch
+
+    from sensorium_models.kit import to_kit_state_dict
+    from sensorium_models.training import load_model
+
+    out = pathlib.Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise _UsageError(f"--out: {out} already exists (pass --overwrite to replace it)")
+    if not pathlib.Path(args.checkpoint).exists():
+        raise _UsageError(f"--checkpoint: {args.checkpoint} does not exist")
+    state = to_kit_state_dict(load_model(args.checkpoint))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as f:
+        torch.save(state, f)
+    os.replace(f.name, out)
+    print(f"wrote {out}: {len(state)} tensors in the 2022 kit's layout")
+    return 0
+
+
+_COMMANDS = {"train": _train, "evaluate": _evaluate, "submit": _submit, "export-kit": _export_kit}
 
 
 _PREFIXES = {  # error prefixes of the library -> the flag they are about

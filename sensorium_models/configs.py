@@ -129,6 +129,10 @@ class ModelConfig:
         Depth-separable later layers (stacked2d and the GRU's frame core).
     linear : bool
         No nonlinearities in the stacked2d core (the LN baselines).
+    core_bias : bool
+        Biases in the stacked2d core's later convolutions although BatchNorm follows them (the 2022
+        kit's ``core_bias``: False until its commit a31226d, 2024-03, and in its published
+        checkpoints; True since).
     spatial_padding : bool
         stacked2d / GRU frame core: pad the first layer (later ones are always "same");
         factorised3d: pad every spatial convolution. The kits do not pad.
@@ -187,6 +191,7 @@ class ModelConfig:
     hidden_kernel: int = 7
     depth_separable: bool = True
     linear: bool = False
+    core_bias: bool = False
     spatial_padding: bool = False
     momentum: float = 0.9
     gamma_input: float = 6.3831

@@ -286,6 +286,7 @@ def make_core(config: ModelConfig) -> Core:
         linear=config.linear,
         pad_input=config.spatial_padding,
         momentum=config.momentum,
+        bias=config.core_bias,
     )
     if config.core == "stacked2d":
         return stacked

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from sensorium_data.errors import SensoriumDataError
 
-__all__ = ["ModelConfigError", "ModelInputError", "TrainingError", "UnknownMouseError"]
+__all__ = [
+    "KitCheckpointError",
+    "ModelConfigError",
+    "ModelInputError",
+    "TrainingError",
+    "UnknownMouseError",
+]
 
 
 class ModelConfigError(ValueError):
@@ -24,3 +30,7 @@ class UnknownMouseError(KeyError):
 
 class TrainingError(SensoriumDataError, ValueError):
     """A training run that cannot start or continue (bad data, a foreign checkpoint)."""
+
+
+class KitCheckpointError(SensoriumDataError, ValueError):
+    """A kit checkpoint that cannot be fetched, or whose tensors do not fit the model."""

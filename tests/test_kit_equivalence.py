@@ -267,14 +267,16 @@ def coordinates(n: int, seed: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- the kit's models
 
 
-def kit_core(kind: str, name: str, input_channels: int) -> nn.Module:
-    """The kit's core for our config ``name``.
+def kit_core(
+    kind: str, name: str, input_channels: int, *, hidden: int = HIDDEN, core_bias: bool = False
+) -> nn.Module:
+    """The kit's core for our config ``name`` (``hidden`` channels; ``core_bias`` as the kit's).
 
     ``SE2dCore``: as ``stacked_core_full_gauss_readout`` builds it (``n_se_blocks=0``,
     ``use_avg_reg=False``). ``Stacked2dCore``: the class the kit's TODO names, with
     ``use_avg_reg=True`` (mean over the same number of elements: the same ratio).
     """
-    c = {**KIT_DEFAULTS, **KIT_CONFIGS[name]}
+    c = {**KIT_DEFAULTS, **KIT_CONFIGS[name], "hidden_channels": hidden, "core_bias": core_bias}
     common = {
         "input_channels": input_channels,
         "hidden_channels": c["hidden_channels"],
@@ -306,7 +308,10 @@ def kit_core(kind: str, name: str, input_channels: int) -> nn.Module:
 
 
 def kit_readout(
-    core_shape: tuple[int, int, int], sources: dict[str, np.ndarray | None]
+    core_shape: tuple[int, int, int],
+    sources: dict[str, np.ndarray | None],
+    *,
+    neurons: dict[str, int] | None = None,
 ) -> nn.Module:
     """The kit's ``MultipleFullGaussian2d`` (SOTA settings) over ``core_shape`` ``(C, H, W)``.
 
@@ -321,7 +326,7 @@ def kit_readout(
     with kit_warnings_ignored():
         return kit.MultipleFullGaussian2d(
             in_shape_dict=dict.fromkeys(sources, core_shape),
-            n_neurons_dict={m: NEURONS[m] for m in sources},
+            n_neurons_dict={m: (neurons or NEURONS)[m] for m in sources},
             init_mu_range=c["init_mu_range"],
             bias=c["readout_bias"],
             init_sigma=c["init_sigma"],
@@ -333,10 +338,19 @@ def kit_readout(
         )
 
 
-def kit_encoder(name: str, input_channels: int, sources: dict[str, np.ndarray]) -> nn.Module:
-    """``stacked_core_full_gauss_readout`` with the notebook's ``model_config`` for ``name``."""
+def kit_encoder(
+    name: str,
+    input_channels: int,
+    sources: dict[str, np.ndarray],
+    *,
+    hidden: int = HIDDEN,
+    neurons: dict[str, int] | None = None,
+    core_bias: bool = False,
+) -> nn.Module:
+    """``stacked_core_full_gauss_readout`` with the notebook's ``model_config`` for ``name``
+    (``hidden`` channels, ``neurons`` per mouse, the kit's ``core_bias``)."""
     c = {**KIT_DEFAULTS, **KIT_CONFIGS[name]}
-    core = kit_core("SE2dCore", name, input_channels)
+    core = kit_core("SE2dCore", name, input_channels, hidden=hidden, core_bias=core_bias)
     shape = kit.get_module_output(core, (1, input_channels, *IMAGE), use_cuda=False)[1:]
     shifter = None
     if c["shifter"]:
@@ -349,7 +363,7 @@ def kit_encoder(name: str, input_channels: int, sources: dict[str, np.ndarray]) 
         )
     return kit.FiringRateEncoder(
         core=core,
-        readout=kit_readout(tuple(shape), sources),
+        readout=kit_readout(tuple(shape), sources, neurons=neurons),
         shifter=shifter,
         elu_offset=c["elu_offset"],
     )

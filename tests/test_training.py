@@ -21,6 +21,7 @@ from sensorium_data.submission import check_submission
 from sensorium_models import training
 from sensorium_models.cli import main
 from sensorium_models.evaluation import evaluate, predict, write_submission
+from sensorium_models.kit import from_kit_state_dict
 from sensorium_models.training import TrainConfig, TrainingError, load_checkpoint, load_model, train
 
 TINY_2D = {
@@ -522,6 +523,18 @@ class TestCLI:
         check_submission(tmp_path / "sub", static_store)
         assert main(["submit", *common, "--out", str(tmp_path / "sub")]) == 1
         assert "already exist" in capsys.readouterr().err
+        # the way to the 2022 kit: its layout, loaded back into the same model
+        kit_file = tmp_path / "for_kit.pth"
+        assert main(["export-kit", "--checkpoint", str(run), "--out", str(kit_file)]) == 0
+        assert main(["export-kit", "--checkpoint", str(run), "--out", str(kit_file)]) == 1
+        assert "already exists" in capsys.readouterr().err
+        state = torch.load(kit_file, weights_only=True)
+        assert f"readout.{mouse}._features" in state
+        back = from_kit_state_dict(state, "sensorium-ln", overrides={"layers": TINY_2D["layers"]})
+        model = load_model(run)
+        images = torch.randn(2, 1, 36, 64)
+        with torch.no_grad():
+            assert torch.equal(back(images, mouse=mouse), model(images, mouse=mouse))
 
     @pytest.mark.parametrize(
         ("args", "message"),

@@ -72,7 +72,13 @@ class Stacked2dCore(Core):
     momentum : float
         BatchNorm momentum (PyTorch convention; the 2022 kit uses 0.9).
     batch_norm : bool
-        Follow each convolution by BatchNorm (then the convolutions learn no bias).
+        Follow each convolution by BatchNorm (then the convolutions learn no bias, unless
+        ``bias``).
+    bias : bool
+        Give the later layers' convolutions a bias even with BatchNorm (the first layer's has
+        none with BatchNorm), as neuralpredictors' cores do with ``bias=True``: the 2022 kit's
+        ``core_bias=True`` since its commit a31226d (2024-03); its published checkpoints have
+        no core biases.
 
     Notes
     -----
@@ -94,6 +100,7 @@ class Stacked2dCore(Core):
         pad_input: bool = False,
         momentum: float = 0.9,
         batch_norm: bool = True,
+        bias: bool = False,
     ):
         super().__init__()
         if layers < 1:
@@ -120,7 +127,7 @@ class Stacked2dCore(Core):
                     in_channels=hidden_channels,
                     out_channels=hidden_channels,
                     kernel_size=hidden_kernel,
-                    bias=not batch_norm,
+                    bias=bias or not batch_norm,
                 )
             else:
                 conv = nn.Conv2d(
@@ -128,7 +135,7 @@ class Stacked2dCore(Core):
                     hidden_channels,
                     hidden_kernel,
                     padding=hidden_kernel // 2,
-                    bias=not batch_norm,
+                    bias=bias or not batch_norm,
                 )
             name = "ds_conv" if depth_separable else "conv"
             self.features.add_module(f"layer{index}", self._layer(name, conv, momentum, batch_norm))
