@@ -129,6 +129,13 @@ class ModelConfig:
         Depth-separable later layers (stacked2d and the GRU's frame core).
     linear : bool
         No nonlinearities in the stacked2d core (the LN baselines).
+    num_rotations : int
+        GRU: 0 for a :class:`~sensorium_models.cores.stacked2d.Stacked2dCore` on each frame;
+        otherwise the kit's rotation-equivariant Hermite core with this many angles per
+        feature (``hidden_channels`` features per layer, so ``hidden_channels *
+        num_rotations`` channels; ``depth_separable`` and ``linear`` do not apply).
+    gamma_hidden : float
+        Rotation-equivariant core: weight of the group-sparsity penalty of the later layers.
     core_bias : bool
         Biases in the stacked2d core's later convolutions although BatchNorm follows them (the 2022
         kit's ``core_bias``: False until its commit a31226d, 2024-03, and in its published
@@ -192,6 +199,8 @@ class ModelConfig:
     depth_separable: bool = True
     linear: bool = False
     core_bias: bool = False
+    num_rotations: int = 0
+    gamma_hidden: float = 0.0
     spatial_padding: bool = False
     momentum: float = 0.9
     gamma_input: float = 6.3831
@@ -322,7 +331,19 @@ def _check_config(config: ModelConfig) -> None:
         raise ModelConfigError(f"init_mu_range must be in (0, 1], got {config.init_mu_range}")
     if config.init_sigma <= 0.0:
         raise ModelConfigError(f"init_sigma must be positive, got {config.init_sigma}")
-    for name in ("gamma_input", "gamma_input_temporal", "gamma_rec", "gamma_readout"):
+    if config.num_rotations < 0:
+        raise ModelConfigError(f"num_rotations must be >= 0, got {config.num_rotations}")
+    if config.num_rotations and config.core != "gru":
+        raise ModelConfigError(
+            f"num_rotations is for the GRU's frame core (core 'gru'), not core {config.core!r}"
+        )
+    for name in (
+        "gamma_input",
+        "gamma_input_temporal",
+        "gamma_rec",
+        "gamma_readout",
+        "gamma_hidden",
+    ):
         if getattr(config, name) < 0:
             raise ModelConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     for name in ("gamma_shifter", "gamma_modulator"):
@@ -347,7 +368,9 @@ _VIDEO_READOUT: dict[str, Any] = {
 }
 
 #: The baselines by name: 2022 ``sensorium-*`` (``plus``: 3 behaviour channels and a shifter),
-#: 2023 ``video-*`` (behaviour channels and a shifter). ``sensorium-plus-modulator`` is not a
+#: 2023 ``video-*`` (behaviour channels and a shifter; ``video-gru`` is the kit's GRU baseline
+#: with its rotation-equivariant frame core, ``video-gru-plain`` the same with the 2022
+#: stacked core on each frame). ``sensorium-plus-modulator`` is not a
 #: kit's: the SOTA core sees only the images, a shifter moves the readout and the behaviour
 #: scales each neuron's rate (:class:`~sensorium_models.modulators.BehaviorModulator`).
 NAMED_CONFIGS: Mapping[str, ModelConfig] = MappingProxyType(
@@ -363,7 +386,17 @@ NAMED_CONFIGS: Mapping[str, ModelConfig] = MappingProxyType(
         "sensorium-plus-modulator": _SOTA.replace(
             name="sensorium-plus-modulator", use_shifter=True, behavior_modulator=True
         ),
-        "video-gru": _SOTA.replace(name="video-gru", core="gru", **_VIDEO_READOUT),
+        "video-gru": _SOTA.replace(
+            name="video-gru",
+            core="gru",
+            num_rotations=8,
+            hidden_channels=8,
+            depth_separable=False,
+            gamma_input=500.0,
+            gamma_hidden=500_000.0,
+            **_VIDEO_READOUT,
+        ),
+        "video-gru-plain": _SOTA.replace(name="video-gru-plain", core="gru", **_VIDEO_READOUT),
         "video-factorised-3d": _SOTA.replace(
             name="video-factorised-3d",
             core="factorised3d",

@@ -10,7 +10,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from sensorium_models.configs import ModelConfig, ModelInputError, MouseInfo, UnknownMouseError
-from sensorium_models.cores import Core, Factorised3dCore, GRUCore, Stacked2dCore
+from sensorium_models.cores import (
+    Core,
+    Factorised3dCore,
+    GRUCore,
+    RotationEquivariant2dCore,
+    Stacked2dCore,
+)
 from sensorium_models.modulators import BehaviorModulator
 from sensorium_models.readouts import FullGaussian2d, VideoGaussianReadout
 from sensorium_models.shifters import MLPShifter
@@ -275,6 +281,21 @@ def make_core(config: ModelConfig) -> Core:
             spatial_padding=config.spatial_padding,
             momentum=config.momentum,
         )
+    frame: Core
+    if config.core == "gru" and config.num_rotations:
+        frame = RotationEquivariant2dCore(
+            input_channels=config.input_channels,
+            hidden_channels=config.layer_channels[0],
+            input_kernel=config.input_kernel,
+            hidden_kernel=config.hidden_kernel,
+            layers=config.layers,
+            num_rotations=config.num_rotations,
+            gamma_input=config.gamma_input,
+            gamma_hidden=config.gamma_hidden,
+            momentum=config.momentum,
+            pad_input=config.spatial_padding,
+        )
+        return _gru(config, frame)
     stacked = Stacked2dCore(
         input_channels=config.input_channels,
         hidden_channels=config.layer_channels[0],
@@ -290,8 +311,12 @@ def make_core(config: ModelConfig) -> Core:
     )
     if config.core == "stacked2d":
         return stacked
+    return _gru(config, stacked)
+
+
+def _gru(config: ModelConfig, frame: Core) -> GRUCore:
     return GRUCore(
-        frame_core=stacked,
+        frame_core=frame,
         rec_channels=config.rec_channels,
         rec_input_kernel=config.rec_input_kernel,
         rec_kernel=config.rec_kernel,

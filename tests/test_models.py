@@ -109,6 +109,8 @@ class TestEveryNamedConfig:
         gammas = {"gamma_input": 1.0, "gamma_readout": 0.01, "gamma_input_temporal": 0.5}
         if get_config(name).core == "gru":
             gammas["gamma_rec"] = 0.1
+        if get_config(name).num_rotations:
+            gammas["gamma_hidden"] = 10.0
         if get_config(name).behavior_modulator:
             gammas["gamma_modulator"] = 0.1
         base = tiny_model(name, **gammas).regularizer("m1")

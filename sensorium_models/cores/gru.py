@@ -1,4 +1,8 @@
-"""The 2023 "GRU" baseline's core: a 2D core on every frame, then a convolutional GRU in time."""
+"""The 2023 "GRU" baseline's core: a 2D core on every frame, then a convolutional GRU in time.
+
+The kit's frame core is the rotation-equivariant one
+(:class:`~sensorium_models.cores.rotation2d.RotationEquivariant2dCore`); any 2D core fits.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import torch
 from torch import nn
 
 from sensorium_models.cores.base import Core, init_conv
-from sensorium_models.cores.stacked2d import Stacked2dCore
+from sensorium_models.cores.stacked2d import Stacked2dCore  # noqa: F401 (docs)
 
 __all__ = ["ConvGRUCell", "GRUCore"]
 
@@ -79,7 +83,7 @@ class ConvGRUCell(nn.Module):
 
 
 class GRUCore(Core):
-    """Per-frame :class:`Stacked2dCore`, then a :class:`ConvGRUCell` over time.
+    """A per-frame 2D core, then a :class:`ConvGRUCell` over time.
 
     Frames are folded into the batch for the 2D core, so its BatchNorm pools over batch and
     time. The GRU starts from a zero state at the first frame and returns its state at every
@@ -87,8 +91,9 @@ class GRUCore(Core):
 
     Parameters
     ----------
-    frame_core : Stacked2dCore
-        The 2D core applied to every frame.
+    frame_core : Core
+        The 2D core applied to every frame (:class:`Stacked2dCore` or
+        :class:`~sensorium_models.cores.rotation2d.RotationEquivariant2dCore`).
     rec_channels : int
         Channels of the GRU state (the output channels).
     rec_input_kernel, rec_kernel : int
@@ -100,7 +105,7 @@ class GRUCore(Core):
     def __init__(
         self,
         *,
-        frame_core: Stacked2dCore,
+        frame_core: Core,
         rec_channels: int = 64,
         rec_input_kernel: int = 9,
         rec_kernel: int = 9,
