@@ -9,6 +9,8 @@
         [--plots DIR]
     sensorium-models submit --checkpoint runs/sota --store S.zarr --out submission/
     sensorium-models export-kit --checkpoint runs/sota --out sota_for_kit.pth
+    sensorium-models insilico {predict,mei,rf,tuning} --checkpoint runs/sota --mouse M --out DIR
+        [--store S.zarr] [--neurons N ...] [--stimuli PATH]
 
 ``--checkpoint`` of evaluate and submit also takes the 2022 kit's published checkpoints by name
 (``sensorium-sota``, ...) and kit ``state_dict`` files with ``--kit-model NAME``.
@@ -238,6 +240,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder or .pt file")
     p.add_argument("--out", required=True, metavar="FILE", help="the .pth file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+    from sensorium_models.cli_insilico import add_parser as add_insilico
+
+    add_insilico(sub, _checkpoint_flags)
     return parser
 
 
@@ -436,7 +442,19 @@ def _export_kit(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "submit": _submit, "export-kit": _export_kit}
+def _insilico(args: argparse.Namespace) -> int:
+    from sensorium_models.cli_insilico import run
+
+    return run(args, _load(args))
+
+
+_COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "submit": _submit,
+    "export-kit": _export_kit,
+    "insilico": _insilico,
+}
 
 
 _PREFIXES = {  # error prefixes of the library -> the flag they are about

@@ -13,6 +13,8 @@ matplotlib it raises an ImportError that says what to install.
 - Models: :func:`metric_distributions`, :func:`readout_positions`,
   :func:`predicted_vs_recorded`; training runs and video models: :func:`learning_curve`,
   :func:`predicted_traces`.
+- In-silico experiments: :func:`image_grid` (MEIs, receptive fields), :func:`tuning_curves`,
+  :func:`truth_vs_found`.
 - Scores and benchmarks: :func:`score_histogram`, :func:`benchmark_bars`.
 """
 
@@ -42,6 +44,10 @@ _FIGURES = {
     # training runs and video models
     "learning_curve": "training",
     "predicted_traces": "training",
+    # in-silico experiments
+    "image_grid": "insilico",
+    "tuning_curves": "insilico",
+    "truth_vs_found": "insilico",
     # benchmarks
     "benchmark_bars": "tables",
     "score_histogram": "tables",
@@ -63,6 +69,7 @@ __all__ = [
     "frame_statistics",
     "frame_strip",
     "frame_traces",
+    "image_grid",
     "image_responses",
     "learning_curve",
     "metric_distributions",
@@ -76,5 +83,7 @@ __all__ = [
     "response_raster",
     "response_statistics",
     "score_histogram",
+    "truth_vs_found",
+    "tuning_curves",
     "valid_lengths",
 ]
