@@ -32,7 +32,9 @@ def add_parser(sub: Any, common: Any) -> None:
 
     first = "sensorium-models insilico rf --checkpoint runs/sota --store S.zarr --mouse M --out rf/"
     p = sub.add_parser("insilico", help="in-silico experiments on a model", **examples(first))
-    inner = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=type(p))
+    inner = p.add_subparsers(
+        dest="experiment", metavar="EXPERIMENT", parser_class=type(p), help="the experiment"
+    )
     inner.required = True
     for name, what in _WHAT.items():
         extra = " --stimuli pictures/" if name == "predict" else ""
