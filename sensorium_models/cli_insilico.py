@@ -37,7 +37,7 @@ def add_parser(sub: Any, common: Any) -> None:
     )
     inner.required = True
     for name, what in _WHAT.items():
-        extra = " --stimuli pictures/" if name == "predict" else ""
+        extra = " --store S.zarr --stimuli pictures/" if name == "predict" else ""
         q = inner.add_parser(
             name,
             help=what,
@@ -85,6 +85,11 @@ def run(args: argparse.Namespace, model: Any) -> int:
     summary: dict[str, Any] = {"mouse": mouse, "space": space.__dict__}
     figure = None
     if args.experiment == "predict":
+        if args.store is None:
+            raise ValueError(
+                "store: predict needs --store, the mouse's pixel statistics to normalise the "
+                "pictures with"
+            )
         stimuli = insilico.load_stimuli(args.stimuli, space)
         rates = insilico.natural_responses(model, mouse, space, stimuli)
         written.append(_save(out / "responses.npy", rates))
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace, model: Any) -> int:
         shown = fields if fields.ndim == 3 else fields.mean(axis=1)
         figure = ("image_grid", shown[:24], [f"neuron {n}" for n in neurons[:24]])
     elif args.experiment == "mei":
-        neurons = args.neurons if args.neurons is not None else list(range(8))
+        first = min(8, model.readout(mouse).n_neurons)
+        neurons = args.neurons if args.neurons is not None else list(range(first))
         natural = None
         if args.store is not None:
             natural = insilico.natural_stimuli(model, args.store, mouse, space)

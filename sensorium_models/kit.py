@@ -164,7 +164,8 @@ def to_kit_state_dict(model: Encoder) -> collections.OrderedDict[str, torch.Tens
     weight = model.state_dict()["core.features.layer0.conv.weight"]
     out: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
     out[_LAPLACE_KEY] = torch.tensor(LAPLACE_2D, dtype=weight.dtype)[None, None]
-    for key, value in model.state_dict().items():
+    for key, tensor in model.state_dict().items():
+        value = tensor.detach().cpu()
         name = key.rsplit(".", 1)[-1]
         readout = key.startswith("readouts.")
         if readout and name in ("features", "_mu"):
@@ -427,11 +428,11 @@ def _not_found(url: str) -> Iterator[None]:
         raise KitCheckpointError(f"{url}: no such file (HTTP 404 or a missing path)") from None
 
 
-def _read_state(source: str, where: str) -> Mapping[str, torch.Tensor]:
+def _read_state(source: str, where: str, progress: bool) -> Mapping[str, torch.Tensor]:
     import io
 
     if "://" in source:
-        data = _download(source, None, progress=True)
+        data = _download(source, None, progress=progress)
         handle: Any = io.BytesIO(data)
     else:
         if not pathlib.Path(source).is_file():
@@ -467,17 +468,20 @@ def load_kit_checkpoint(
         The architecture (a :data:`~sensorium_models.configs.NAMED_CONFIGS` name or a
         config); required for a path or URL, checked against the published entry for a name.
     overrides
-        Config fields of a kit model trained with other settings (e.g. ``hidden_channels``).
+        Config fields of a kit model trained with other settings that no tensor shows (e.g.
+        ``{"layers": 3}`` with ``model="sensorium-sota"``, ``momentum``, ``elu_offset``);
+        widths, kernels and core biases are always read from the tensors.
     device
         Where the model is placed.
     cache_dir, progress
-        Download cache and progress bar (names only).
+        Download cache (names only) and progress bar (names and URLs).
     """
     from sensorium_models.inference import resolve_device
 
     if isinstance(checkpoint, KitCheckpoint) or str(checkpoint) in KIT_CHECKPOINTS:
         entry = _entry(checkpoint if isinstance(checkpoint, KitCheckpoint) else str(checkpoint))
-        if model is not None and model != entry.model:
+        given = model.name if isinstance(model, ModelConfig) else model
+        if given is not None and given != entry.model:
             raise KitCheckpointError(
                 f"kit checkpoint {entry.name!r} is a {entry.model!r} model, not {model!r}"
             )
@@ -491,6 +495,6 @@ def load_kit_checkpoint(
                 f"state_dict does not say whether its core is linear; published names are "
                 f"{sorted(KIT_CHECKPOINTS)}"
             )
-    state = _read_state(source, where)
+    state = _read_state(source, where, progress)
     net = from_kit_state_dict(state, model, overrides=overrides, where=where)
     return net.to(resolve_device(device))

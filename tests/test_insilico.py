@@ -41,9 +41,9 @@ def gabor(theta: float) -> np.ndarray:
     return k / np.sqrt((k**2).sum())
 
 
-def planted_model(input_channels: int = 1) -> FiringRateEncoder:
+def planted_model(input_channels: int = 1, mouse: str = "m") -> FiringRateEncoder:
     """The planted LN model (eval mode): neuron ``i`` is channel ``CHANNELS[i]`` at ``CENTERS[i]``."""
-    mice = {"m": MouseInfo(n_neurons=len(CENTERS), coordinates=None, kind="static")}
+    mice = {mouse: MouseInfo(n_neurons=len(CENTERS), coordinates=None, kind="static")}
     model = build_model(
         "sensorium-ln",
         mice,
@@ -52,7 +52,7 @@ def planted_model(input_channels: int = 1) -> FiringRateEncoder:
     )
     assert isinstance(model, FiringRateEncoder)
     layer = model.core.features.layer0
-    readout = model.readout("m")
+    readout = model.readout(mouse)
     with torch.no_grad():
         layer.conv.weight.zero_()
         for c, theta in enumerate(ORIENTATIONS):
@@ -115,6 +115,10 @@ class TestReceptiveFields:
         # the energy of a field sqrt(g) is g: its standard deviations
         np.testing.assert_allclose(sizes[0], [4.0, 2.0], atol=1e-2)
 
+    def test_a_field_without_energy_has_no_centre(self) -> None:
+        centers, sizes = insilico.receptive_field_centers(np.zeros((1, H, W)))
+        assert np.isnan(centers).all() and np.isnan(sizes).all()
+
     def test_bad_neurons(self, model, space) -> None:
         with pytest.raises(ValueError, match=r"neurons: \[5\] are not in 0..4"):
             insilico.gradient_receptive_fields(model, "m", space, neurons=[0, 5])
@@ -140,6 +144,15 @@ class TestTuning:
         assert np.degrees(error).max() < 3.0
         np.testing.assert_array_equal(tuning["preferred_period"].values, 6.0)
         assert (tuning["orientation_selectivity"].values > 0).all()
+
+    def test_a_flat_curve_prefers_nothing(self) -> None:
+        import xarray as xr
+
+        flat = xr.Dataset(
+            {"responses": (("neuron", "orientation"), np.ones((1, 8)))},
+            coords={"neuron": [0], "orientation": np.arange(8) * np.pi / 8},
+        )
+        assert np.isnan(insilico.preferred(flat, "orientation", np.pi)["preferred_orientation"])
 
     def test_preferred_is_a_vector_sum(self) -> None:
         import xarray as xr
@@ -189,6 +202,14 @@ class TestMostExcitingInputs:
         assert result.ratio is not None and (result.ratio > 1.0).all()
         rates = insilico.natural_responses(model, "m", space, natural)
         np.testing.assert_allclose(result.natural_best, rates[:, [0, 1]].max(axis=0), rtol=1e-6)
+        # an MEI does not depend on the neurons computed beside it
+        alone = insilico.most_exciting_inputs(model, "m", space, [1], seeds=(1,), steps=20)
+        beside = insilico.most_exciting_inputs(
+            model, "m", space, [3, 1, 0], seeds=(0, 1), steps=20, batch_size=4
+        )
+        np.testing.assert_allclose(alone.inputs[0, 0], beside.inputs[1, 1], atol=1e-5)
+        with pytest.raises(ValueError, match="natural: no natural stimuli"):
+            insilico.most_exciting_inputs(model, "m", space, [0], natural=torch.empty(0, H, W))
         # the defaults (jitter, blur) smooth the input but still beat every natural stimulus
         smooth = insilico.most_exciting_inputs(model, "m", space, [2], steps=60, natural=natural)
         assert smooth.ratio is not None and smooth.ratio[0] > 1.0
@@ -219,6 +240,13 @@ class TestStimuli:
         np.testing.assert_allclose(x[:, 1:, 0, 0].numpy(), np.tile(behavior, (2, 1)), rtol=1e-6)
         rates = insilico.natural_responses(plus.eval(), mouse, space, torch.zeros(3, 36, 64))
         assert rates.shape == (3, 6)
+        modulated = build_model(
+            "sensorium-plus-modulator", {mouse: info}, overrides={"hidden_channels": 4}
+        )
+        space = insilico.InputSpace.from_store(modulated, store, mouse)
+        assert space.behavior == ()  # the core sees only the image
+        kwargs = space.model_kwargs(modulated, torch.zeros(2, 36, 64))
+        np.testing.assert_allclose(kwargs["behavior"][0].numpy(), behavior, rtol=1e-6)
 
     def test_pictures_as_the_loaders_give_them(self, store: pathlib.Path, tmp_path) -> None:
         from PIL import Image
@@ -243,6 +271,12 @@ class TestStimuli:
         assert loaded.shape == (2, 36, 64)
         np.testing.assert_allclose(loaded[0].numpy(), (200 - space.mean) / space.std, rtol=1e-5)
         np.testing.assert_allclose(loaded[1].numpy(), (0 - space.mean) / space.std, rtol=1e-5)
+        with pytest.raises(ValueError, match="no pixel statistics"):
+            insilico.load_stimuli(raw, insilico.InputSpace.default(model))
+        with pytest.raises(ValueError, match=r"expected \(H, W\) images"):
+            insilico.load_stimuli(np.zeros((2, 3, 5, 36, 64)), space)
+        colour = insilico.load_stimuli(np.full((2, 36, 64, 3), 90.0), space)
+        np.testing.assert_allclose(colour.numpy(), (90 - space.mean) / space.std, rtol=1e-5)
         empty = tmp_path / "empty"
         empty.mkdir()
         with pytest.raises(ValueError, match=f"stimuli: {empty} holds no pictures"):
@@ -260,9 +294,14 @@ class TestVideoModels:
             overrides={"hidden_channels": 2, "layers": 2, "rec_channels": 4, "num_rotations": 4},
         ).eval()
         space = insilico.InputSpace.default(model)
-        space = insilico.InputSpace(**{**space.__dict__, "frames": 8, "height": 20, "width": 24})
+        space = insilico.InputSpace(
+            **{**space.__dict__, "frames": 8, "height": 20, "width": 24, "pixel_bounds": (0, 255)}
+        )
         fields = insilico.gradient_receptive_fields(model, "v", space)
         assert fields.shape == (3, 8, 20, 24) and np.abs(fields).sum() > 0
+        clips = insilico.load_stimuli(np.zeros((5, 8, 20, 24)), space)  # (N, T, H, W)
+        assert clips.shape == (5, 8, 20, 24)
+        assert insilico.load_stimuli(np.zeros((8, 20, 24)), space).shape == (1, 8, 20, 24)
         tuning = insilico.drifting_grating_tuning(
             model, "v", space, directions=4, temporal_frequencies=(2.0, 4.0)
         )
@@ -316,11 +355,35 @@ class TestCommandLine:
         assert main([*args, "--out", str(out)]) == 0
         assert np.load(out / "meis.npy").shape == (1, 2, H, W)
         pictures = tmp_path / "pictures.npy"
-        np.save(pictures, np.full((4, 36, 64), 128.0))
+        np.save(pictures, np.full((4, 144, 256), 128.0))
         out = tmp_path / "predict"
         args = ["insilico", "predict", *common, "--stimuli", str(pictures), "--out", str(out)]
+        capsys.readouterr()
+        assert main(args) == 1
+        assert "--store: predict needs --store" in capsys.readouterr().err
+        store = sd.example_store(tmp_path / "data", kind="static", n_mice=1, n_trials=30)
+        (mouse,) = sd.list_mice(store)
+        named = planted_model(mouse=mouse)
+        run2 = tmp_path / "run2"
+        run2.mkdir()
+        write_checkpoint(
+            run2,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model_config": named.config.to_dict(),
+                "mice": infos_to_state(named.mice),
+                "model": named.state_dict(),
+                "best_model": named.state_dict(),
+            },
+        )
+        args = ["insilico", "predict", "--checkpoint", str(run2), "--mouse", mouse, "--device"]
+        args += ["cpu", "--stimuli", str(pictures), "--store", str(store), "--out", str(out)]
         assert main(args) == 0
-        assert np.load(out / "responses.npy").shape == (4, len(CENTERS))
+        rates = np.load(out / "responses.npy")
+        assert rates.shape == (4, len(CENTERS))
+        space = insilico.InputSpace.from_store(named, store, mouse)
+        grey = space.normalise(np.full((1, 36, 64), 128.0))
+        np.testing.assert_allclose(rates[:1], insilico.natural_responses(named, mouse, space, grey))
         capsys.readouterr()
         assert main(["insilico", "rf", *common[:2], "--mouse", "x", "--out", str(out)]) == 1
         assert "no readout for mouse 'x'" in capsys.readouterr().err

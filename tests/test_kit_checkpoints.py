@@ -211,6 +211,8 @@ class TestErrors:
             fetch_kit_checkpoint("sota")
         with pytest.raises(KitCheckpointError, match="is a 'sensorium-sota' model, not"):
             load_kit_checkpoint("sensorium-generalization", model="sensorium-ln")
+        with pytest.raises(KitCheckpointError, match="is a 'sensorium-sota' model, not"):
+            load_kit_checkpoint("sensorium-generalization", model=sm.get_config("sensorium-ln"))
         ours = build_model(
             "video-gru", {"m": MouseInfo(n_neurons=3, coordinates=None, kind="dynamic")}
         )

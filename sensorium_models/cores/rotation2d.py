@@ -5,7 +5,7 @@ rotates the kernel exactly, so each learned feature is computed at ``num_rotatio
 Output channels are rotation-major (channel ``r * hidden + f`` is feature ``f`` at angle
 ``r * 2 pi / num_rotations``), and BatchNorm shares its statistics and parameters across the
 rotations of a feature. The arithmetic follows neuralpredictors' ``hermite.py`` and
-``RotationEquivariant2dCore`` step by step (``tests/test_kit_equivalence.py`` compares).
+``RotationEquivariant2dCore`` step by step (``tests/test_kit_equivalence_2023.py`` compares).
 """
 
 from __future__ import annotations

@@ -47,7 +47,10 @@ class InputSpace:
         Clip length of video experiments (dynamic models).
     pixel_bounds : tuple of float or None
         The values a pixel can take (0-255 units), which bound the stimuli that experiments
-        make (MEIs); None: unbounded (a space without data).
+        make (MEIs); None: unbounded, and no pixel statistics known (a space without data:
+        :func:`load_stimuli` then refuses pictures).
+    modulator_behavior : tuple of float
+        The behaviour given to a behaviour modulator (normalised mean behaviour).
     """
 
     kind: str
@@ -59,6 +62,7 @@ class InputSpace:
     pupil_center: tuple[float, float] = (0.0, 0.0)
     frames: int = 60
     pixel_bounds: tuple[float, float] | None = None
+    modulator_behavior: tuple[float, ...] = ()
 
     @classmethod
     def default(cls, model: Encoder, *, height: int = 36, width: int = 64) -> InputSpace:
@@ -92,12 +96,11 @@ class InputSpace:
             return np.asarray(stats[name]["all"][which], dtype=np.float64)
 
         channels = input_options(model)
-        behavior: list[float] = []
-        if channels["include_behavior"]:
-            mean, std = stat("behavior", "mean"), stat("behavior", "std")
-            if kind == "dynamic":
-                mean, std = np.nanmean(mean, axis=-1), np.nanmean(std, axis=-1)
-            behavior += (mean / std).tolist()
+        mean, std = stat("behavior", "mean"), stat("behavior", "std")
+        if kind == "dynamic":
+            mean, std = np.nanmean(mean, axis=-1), np.nanmean(std, axis=-1)
+        typical = (mean / std).tolist()  # the kits scale behaviour, they do not centre it
+        behavior: list[float] = typical if channels["include_behavior"] else []
         if channels["include_pupil"]:
             behavior += [0.0, 0.0]
         ds = open_mouse(store, mouse, storage_options, chunks=None)
@@ -118,6 +121,7 @@ class InputSpace:
             behavior=tuple(float(b) for b in behavior),
             frames=frames,
             pixel_bounds=(0.0, 255.0),
+            modulator_behavior=tuple(typical) if model.config.behavior_modulator else (),
         )
 
     # -- stimuli -----------------------------------------------------------------------------
@@ -167,7 +171,7 @@ class InputSpace:
         if model.config.use_shifter:
             out["pupil_center"] = constant(self.pupil_center)
         if model.config.behavior_modulator:
-            out["behavior"] = constant(self.behavior[:3] or (0.0, 0.0, 0.0))
+            out["behavior"] = constant(self.modulator_behavior or (0.0, 0.0, 0.0))
         return out
 
 
@@ -200,20 +204,43 @@ def load_stimuli(source: Any, space: InputSpace) -> torch.Tensor:
         ``(N, H, W)`` or ``(N, T, H, W)`` float32 stimuli. Pictures of another size are
         resized: by the kits' bilinear rescale when the size is a whole multiple of the
         model's (e.g. 144 x 256 to 36 x 64, exactly as the data were), otherwise by
-        antialiased bilinear interpolation.
+        antialiased bilinear interpolation to the model's size (another aspect ratio is
+        stretched, not cropped).
+
+    Raises
+    ------
+    ModelInputError
+        Without pixel statistics in ``space`` (:meth:`InputSpace.default`), for shapes that
+        are not pictures or clips, and for empty folders or missing paths.
     """
-    arrays = _arrays(source)
+    if space.pixel_bounds is None:
+        raise ModelInputError(
+            "stimuli: the input space knows no pixel statistics to normalise pictures with; "
+            "use InputSpace.from_store(model, store, mouse), or give mean=, std= and "
+            "pixel_bounds=(0, 255)"
+        )
     batch = []
-    for item in arrays:
+    for item in _arrays(source):
         values = np.asarray(item, dtype=np.float32)
-        if values.ndim == 3 and values.shape[-1] in (3, 4) and space.kind == "static":
-            values = values[..., :3].mean(axis=-1)  # a colour picture
-        if values.ndim == 2:
-            values = values[None]
-        batch.append(_resized(values, space))
+        if values.shape and values.shape[-1] in (3, 4) and values.ndim in (3, 4):
+            values = values[..., :3].mean(axis=-1)  # colour pictures: grey
+        if space.kind == "static":
+            batch += list(values[None] if values.ndim == 2 else values)
+        elif values.ndim == 3:  # one clip (T, H, W)
+            batch.append(values)
+        else:  # clips (N, T, H, W)
+            batch += list(values)
     if not batch:
         raise ModelInputError(f"stimuli: no pictures in {source!r}")
-    out = np.concatenate(batch) if space.kind == "static" else np.stack(batch)
+    want = 2 if space.kind == "static" else 3
+    bad = [tuple(b.shape) for b in batch if b.ndim != want]
+    if bad:
+        layout = "(H, W) images" if space.kind == "static" else "(T, H, W) clips"
+        raise ModelInputError(f"stimuli: expected {layout}, got shapes {bad[:3]}")
+    if space.kind == "static":
+        out = np.stack([_resized(b[None], space)[0] for b in batch])
+    else:
+        out = np.stack([_resized(b, space) for b in batch])
     return space.normalise(out)
 
 

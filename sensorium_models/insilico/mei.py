@@ -1,6 +1,7 @@
 """Most exciting inputs (Walker et al. 2019): gradient ascent on a model neuron's rate.
 
-Each neuron's image starts from faint noise (one start per seed) and climbs its rate: at every
+Each neuron's image starts from noise (one start per seed, brought to the contrast at once) and
+climbs its rate: at every
 step the image is shifted by a random jitter (not in the last fifth of the steps), the gradient
 is blurred by a Gaussian whose width
 shrinks over the steps (preconditioning that favours smooth images first), and the image is
@@ -143,6 +144,8 @@ def most_exciting_inputs(
     device = next(model.parameters()).device
     size = int(np.prod(space.shape))
     nat = None if natural is None else torch.as_tensor(natural, dtype=torch.float32)
+    if nat is not None and len(nat) == 0:
+        raise ValueError("natural: no natural stimuli given (pass None to skip the comparison)")
     if norm is None:
         if nat is not None and len(nat):
             centred = nat.flatten(1) - nat.flatten(1).mean(dim=1, keepdim=True)
@@ -166,14 +169,25 @@ def most_exciting_inputs(
             ).to(device)
             x = _project(x, norm, low, high)
             idx = torch.as_tensor([n for n, _ in batch], device=device)[:, None]
-            gen = torch.Generator().manual_seed(len(batch))
+            # one jitter sequence per neuron and seed: a result does not depend on its batch
+            gens = [torch.Generator().manual_seed(1000003 * n + s) for n, s in batch]
             polish = int(0.8 * steps)  # the last steps climb without jitter
             for step in range(steps):
                 x.requires_grad_(True)
                 moved = x
                 if jitter and step < polish:
-                    shift = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist()
-                    moved = torch.roll(x, shifts=tuple(shift), dims=(-2, -1))
+                    moved = torch.stack(
+                        [
+                            torch.roll(
+                                x[k],
+                                shifts=tuple(
+                                    torch.randint(-jitter, jitter + 1, (2,), generator=g).tolist()
+                                ),
+                                dims=(-2, -1),
+                            )
+                            for k, g in enumerate(gens)
+                        ]
+                    )
                 objective = model_responses(model, mouse, moved, space).gather(1, idx).sum()
                 (grad,) = torch.autograd.grad(objective, x)
                 fraction = step / max(steps - 1, 1)

@@ -31,14 +31,14 @@ def gradient_receptive_fields(
     space: InputSpace,
     neurons: Sequence[int] | None = None,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Each neuron's gradient of its rate with respect to the stimulus at the mean stimulus.
 
     The mean stimulus is 0 in normalised units (the mouse's mean luminance); a linear model's
     gradient is its filter. Neurons are done ``batch_size`` at a time: a batch of copies of the
-    mean stimulus, copy ``i`` differentiated for neuron ``i``.
+    mean stimulus, copy ``i`` differentiated for neuron ``i`` (default 256 images, 8 clips).
 
     Returns
     -------
@@ -47,6 +47,8 @@ def gradient_receptive_fields(
         over the output frames, a spatio-temporal field).
     """
     chosen = _neurons(model, mouse, neurons)
+    if batch_size is None:  # clips hold a video each: fewer at a time
+        batch_size = 256 if space.kind == "static" else 8
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -78,7 +80,10 @@ def receptive_field_centers(
     centers : numpy.ndarray
         ``(N, 2)`` (row, column) in pixels of the model's input, the energy's centroid.
     sizes : numpy.ndarray
-        ``(N, 2)`` standard deviations along the energy's principal axes (larger first).
+        ``(N, 2)`` standard deviations of the energy along its principal axes (larger first);
+        for a Gaussian field these are ``1 / sqrt(2)`` of the field's own.
+
+    A field without energy (a neuron the stimulus does not reach) gets NaN centre and size.
     """
     energy = np.asarray(fields, dtype=np.float64) ** 2
     if energy.ndim == 4:  # (N, T, H, W)
@@ -87,7 +92,8 @@ def receptive_field_centers(
         raise ValueError(f"fields must be (N, H, W) or (N, T, H, W), got {np.shape(fields)}")
     peak = energy.max(axis=(1, 2), keepdims=True)
     weights = np.where(energy >= threshold * peak, energy, 0.0)
-    total = np.maximum(weights.sum(axis=(1, 2)), 1e-300)
+    total = weights.sum(axis=(1, 2))
+    total = np.where(total > 0, total, np.nan)
     rows = np.arange(energy.shape[1], dtype=np.float64)[None, :, None]
     cols = np.arange(energy.shape[2], dtype=np.float64)[None, None, :]
     cy = (weights * rows).sum(axis=(1, 2)) / total

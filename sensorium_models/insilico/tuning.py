@@ -142,8 +142,8 @@ def preferred(tuning: xr.Dataset, angle: str, cycle: float) -> xr.Dataset:
     The other axes' preferred values are those of the strongest stimulus. Along ``angle``, the
     tuning curve is taken at the preferred values of the other axes (the maximum over any
     phase axis); the preferred angle is the direction of its vector sum after subtracting its
-    minimum (finer than the grid of angles, and robust to a flat top), and the selectivity is
-    one minus the circular variance of the raw curve.
+    minimum (finer than the grid of angles, and robust to a flat top; NaN for a flat curve),
+    and the selectivity is one minus the circular variance of the raw curve.
     """
     responses = tuning["responses"]
     stacked = responses.stack(stimulus=[d for d in responses.dims if d != "neuron"])
@@ -157,7 +157,8 @@ def preferred(tuning: xr.Dataset, angle: str, cycle: float) -> xr.Dataset:
         curve = curve.sel({d: out[f"preferred_{d}"] for d in others})
     r = np.asarray(curve.transpose("neuron", angle).values, dtype=np.float64)
     turns = np.exp(1j * np.asarray(tuning[angle].values) * (2 * np.pi / cycle))[None]
-    direction = np.angle(((r - r.min(axis=1, keepdims=True)) * turns).sum(axis=1))
+    summed = ((r - r.min(axis=1, keepdims=True)) * turns).sum(axis=1)
+    direction = np.where(np.abs(summed) > 0, np.angle(summed), np.nan)  # flat: no preference
     out[f"preferred_{angle}"] = ("neuron", (direction * cycle / (2 * np.pi)) % cycle)
     positive = np.clip(r, 0, None)
     vector = np.abs((positive * turns).sum(axis=1))
