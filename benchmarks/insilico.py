@@ -126,8 +126,10 @@ def experiment(args: argparse.Namespace, workdir: pathlib.Path) -> dict[str, Any
     timings["tuning_s"] = time.perf_counter() - start
     found_ori = np.asarray(tuning["preferred_orientation"].values)
     ori_error = np.degrees(angle_error(found_ori, truth["rf_orientation"][good], np.pi))
-    at_best = tuning["responses"].sel(
-        orientation=tuning["preferred_orientation"], period=tuning["preferred_period"]
+    at_best = tuning["responses"].sel(  # nearest: the preferred orientation is a vector sum
+        orientation=tuning["preferred_orientation"].fillna(0.0),
+        period=tuning["preferred_period"],
+        method="nearest",
     )
     peak, trough = at_best.max("phase").values, at_best.min("phase").values
     modulation = (peak - trough) / np.maximum(peak + trough, 1e-12)

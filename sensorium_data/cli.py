@@ -227,6 +227,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="receptive-field shift per s.d. of eye position, grid pixels (default 1.5; 0: none)",
     )
+    p.add_argument(
+        "--fano",
+        type=float,
+        default=None,
+        help="median Fano factor of the noise (default 3.5 for images, 6.0 for videos)",
+    )
 
     p = sub.add_parser(
         "demo",
@@ -452,6 +458,7 @@ def _synth(args: argparse.Namespace) -> int:
         as_zip=args.zip,
         competition=args.competition,
         behavior_gain=args.behavior_gain,
+        fano=args.fano,
         shift_scale=args.shift_scale,
         overwrite=args.overwrite,
         progress=True,

@@ -48,6 +48,7 @@ def example_store(
     competition: bool | None = None,
     behavior_gain: float | None = None,
     shift_scale: float | None = None,
+    fano: float | None = None,
     progress: bool = False,
 ) -> pathlib.Path:
     """Make (or find) a converted store of synthetic mice; returns its path.
@@ -59,7 +60,7 @@ def example_store(
         ``<folder>/<kind>-<n_mice>mice-<digest>/sensorium.zarr``, its source trees (and each
         tree's ``<tree>.ground_truth.npz`` of noise-free rates) are in ``trees/`` beside it.
     kind, n_mice, n_trials, n_neurons, n_frames, image_size, seed, competition,
-    behavior_gain, shift_scale
+    behavior_gain, shift_scale, fano
         As for :func:`~sensorium_data.synthesize` (which checks them). With
         ``n_mice >= 2`` and ``competition=None`` the last mouse is a competition mouse: its test
         responses are withheld (zero), as in the real releases.
@@ -84,6 +85,8 @@ def example_store(
         "behavior_gain": behavior_gain,
         "shift_scale": shift_scale,
     }
+    if fano is not None:  # only then: the digests of earlier examples stay the same
+        args["fano"] = fano
     digest = hashlib.sha1(json.dumps(args, sort_keys=True).encode()).hexdigest()[:10]
     base = pathlib.Path(folder) / f"{kind}-{n_mice}mice-{digest}"
     store = base / STORE_NAME
@@ -103,6 +106,7 @@ def example_store(
         competition=competition,
         behavior_gain=behavior_gain,
         shift_scale=shift_scale,
+        fano=fano,
         progress=progress,
     )
     convert(trees, store, progress=progress)

@@ -359,6 +359,23 @@ class TestGroundTruth:
         assert np.array_equal(_truth(again)["rates"], truth["rates"])
 
 
+    def test_fano_sets_the_noise(self, tmp_path: pathlib.Path) -> None:
+        """The same world with less noise: the same rates, responses closer to them."""
+        kwargs: dict[str, Any] = {"kind": "static", "n_trials": 120, "n_neurons": 16}
+        kwargs.update(image_size=(36, 64), behavior_gain=0, shift_scale=0)
+        (noisy,) = synthesize(tmp_path / "a", **kwargs)
+        (quiet,) = synthesize(tmp_path / "b", **kwargs, fano=0.2)
+        assert json.loads(str(_truth(quiet)["config"]))["fano"] == 0.2
+        np.testing.assert_array_equal(_truth(noisy)["rates"], _truth(quiet)["rates"])
+
+        def error(tree: pathlib.Path) -> float:
+            return float(np.mean((_stack(tree, "responses") - _truth(tree)["rates"]) ** 2))
+
+        assert error(quiet) < 0.2 * error(noisy)
+        with pytest.raises(ValueError, match="fano must be a positive number, got 0"):
+            synthesize(tmp_path / "c", **kwargs, fano=0)
+
+
 class TestDeterminism:
     @staticmethod
     def _files(root: pathlib.Path) -> dict[str, bytes]:

@@ -80,6 +80,7 @@ def _parse_args(
     competition: Any,
     behavior_gain: Any = None,
     shift_scale: Any = None,
+    fano: Any = None,
 ) -> _Args:
     if kind not in _DEFAULTS:
         raise ValueError(f"kind must be 'static' (2022) or 'dynamic' (2023), got {kind!r}")
@@ -115,6 +116,10 @@ def _parse_args(
         for name, value in (("behavior_gain", behavior_gain), ("shift_scale", shift_scale))
         if value is not None
     )
+    if fano is not None:
+        if not _non_negative("fano", fano) > 0:
+            raise ValueError(f"fano must be a positive number, got {fano!r}")
+        encoder += (("fano", float(fano)),)
     args = _Args(
         kind,
         n_mice,
@@ -537,6 +542,7 @@ def synthesize(
     competition: bool | None = None,
     behavior_gain: float | None = None,
     shift_scale: float | None = None,
+    fano: float | None = None,
     overwrite: bool = True,
     progress: bool = False,
 ) -> list[pathlib.Path]:
@@ -604,6 +610,10 @@ def synthesize(
         (``EncoderConfig.shift_scale``; default 1.5). ``0``: the eye does not move the fields.
         With both at 0 the rates depend on the stimulus alone, so a stimulus-only model can reach
         the noise ceiling.
+    fano : float, optional
+        Median Fano factor of the trial-to-trial noise relative to each neuron's amplitude
+        (``EncoderConfig.fano``; default 3.5 for images, 6.0 per frame for videos). Smaller is
+        less noisy: a model learns the same neurons from fewer trials.
     progress : bool
         Show a tqdm progress bar.
 
@@ -657,6 +667,7 @@ def synthesize(
         competition,
         behavior_gain,
         shift_scale,
+        fano,
     )
     root = pathlib.Path(out)
     root.mkdir(parents=True, exist_ok=True)
