@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -284,11 +285,12 @@ def _train(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         storage_options=args.storage_options,
     )
-    print(
-        f"{args.model}: {result.epochs} epochs (resumed after {result.resumed_from}), best "
-        f"score {result.best_score:.4f} at epoch {result.best_epoch}; checkpoint "
-        f"{result.checkpoint}"
-    )
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
+        print(
+            f"{args.model}: {result.epochs} epochs (resumed after {result.resumed_from}), best "
+            f"score {result.best_score:.4f} at epoch {result.best_epoch}; checkpoint "
+            f"{result.checkpoint}"
+        )
     return 0
 
 

@@ -107,8 +107,10 @@ def model_loaders(
     in_memory: bool | str = "auto",
     scored_frames: str = "competition",
     storage_options: Any = None,
+    **split: Any,
 ) -> dict[str, dict[str, Any]]:
-    """``make_loaders`` with the options a model needs (scale, behaviour channels)."""
+    """``make_loaders`` with the options a model needs (scale, behaviour channels); ``split``
+    (``rank``, ``world_size``, ``drop_last``) passes on to it."""
     from sensorium_data.loading.loaders import make_loaders
 
     if scale is None:
@@ -133,6 +135,7 @@ def model_loaders(
         pin_memory=pin_memory,
         **({"scored_frames": scored_frames} if model_kind(model) == "dynamic" else {}),
         **extra,
+        **split,
     )
 
 

@@ -38,6 +38,7 @@ import torch
 
 from sensorium_data import metrics
 from sensorium_data.store.access import list_mice, open_mouse
+from sensorium_models import distributed
 from sensorium_models.checkpoints import (
     CHECKPOINT,
     CHECKPOINT_FORMAT,
@@ -229,6 +230,8 @@ class _Run:
     n_frames: dict[str, int | None]
     passes: dict[str, int]
     best_state: dict[str, torch.Tensor]
+    process: distributed.Process = dataclasses.field(default_factory=distributed.Process)
+    model: Any = None  # what the training steps call: ``net``, or ``net`` in DDP
     epoch: int = 0
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
@@ -274,10 +277,12 @@ def _setup(
     torch.manual_seed(config.seed)
     net = _build(model, infos, overrides)
     cfg = config.resolved(net.config.kind)
-    device = resolve_device(cfg.device)
+    process, device_spec = distributed.init(cfg.device)
+    device = resolve_device(device_spec)
     net.to(device)
     mice = list(infos)
     stop_tier = _stop_tier(cfg, store, mice, storage)
+    split = {"rank": process.rank, "world_size": process.world_size}
     common = {
         "mice": mice,
         "scale": cfg.scale,
@@ -286,14 +291,13 @@ def _setup(
         "pin_memory": device.type == "cuda",
         "in_memory": cfg.in_memory,
         "storage_options": storage,
+        **split,
     }
-    train_loaders = model_loaders(
-        net, store, ["train"], batch_size=_given(cfg.batch_size), frames=cfg.frames, **common
-    ).get("train", {})
+    train_loaders = train_loaders_of(net, store, cfg, process, **common)
     missing = [m for m in mice if m not in train_loaders]
     if missing:
         raise TrainingError(f"mice: {missing} have no train trials in {store}")
-    _initialize_biases(net, train_loaders)
+    _initialize_biases(net, train_loaders, process)
     eval_loaders = model_loaders(
         net, store, [stop_tier], batch_size=_given(cfg.eval_batch_size), **common
     ).get(stop_tier, {})
@@ -314,11 +318,33 @@ def _setup(
         n_frames={m: open_mouse(store, m, storage, chunks=None).sizes.get("frame") for m in mice},
         passes=dict.fromkeys(mice, 0),
         best_state=_cpu_state(net),
+        process=process,
+        model=net,
     )
 
 
-def _initialize_biases(net: Encoder, loaders: Mapping[str, Any]) -> None:
-    """Readout biases = the mean response of a first training batch, as the kits do."""
+def train_loaders_of(
+    net: Encoder, store: Any, cfg: TrainConfig, process: distributed.Process, **common: Any
+) -> dict[str, Any]:
+    """The training loaders of this process: its share of each epoch, batches of
+    ``batch_size / world_size`` trials; distributed, the surplus that does not fill a step of
+    every rank is dropped (no trial twice in an epoch)."""
+    return model_loaders(
+        net,
+        store,
+        ["train"],
+        batch_size=distributed.local_batch(_given(cfg.batch_size), process),
+        frames=cfg.frames,
+        drop_last=process.distributed,
+        **common,
+    ).get("train", {})
+
+
+def _initialize_biases(
+    net: Encoder, loaders: Mapping[str, Any], process: distributed.Process
+) -> None:
+    """Readout biases = the mean response of a first training batch, as the kits do
+    (distributed: of the first batch of every rank, together the single-process first batch)."""
     for mouse, loader in loaders.items():
         readouts = getattr(net, "readouts", None)  # an EncoderDict: no .get
         if readouts is None or mouse not in readouts:
@@ -330,7 +356,10 @@ def _initialize_biases(net: Encoder, loaders: Mapping[str, Any]) -> None:
         responses = next(iterator)["responses"]
         del iterator
         dims = (0,) if responses.ndim == 2 else (0, 2)
-        readout.initialize_bias(torch.nan_to_num(responses).mean(dim=dims))
+        values = torch.nan_to_num(responses).double()
+        count = torch.tensor(float(np.prod([values.shape[d] for d in dims])), dtype=torch.float64)
+        total = distributed.all_sum(torch.cat([values.sum(dim=dims), count[None]]), process)
+        readout.initialize_bias((total[:-1] / total[-1]).float())
 
 
 def _train_epoch(run: _Run, bar: Any) -> dict[str, float]:
@@ -338,6 +367,7 @@ def _train_epoch(run: _Run, bar: Any) -> dict[str, float]:
     from sensorium_data.loading.loaders import LongCycler
 
     net, opt, device = run.net, run.optimizer, run.device
+    world = run.process.world_size
     net.train()
     for mouse, loader in run.train_loaders.items():
         loader.batch_sampler.set_epoch(run.passes[mouse])
@@ -357,9 +387,13 @@ def _train_epoch(run: _Run, bar: Any) -> dict[str, float]:
         if responses is None:  # pragma: no cover - prepare returns them by default
             raise TrainingError(f"mouse {mouse}: a training batch without responses")
         with autocast(device, run.cfg.amp):
-            rates = net(inputs, mouse=mouse, **kwargs)
-        scale = math.sqrt(run.n_train[mouse] / responses.shape[0])
-        loss = scale * poisson_loss(rates, _targets(responses, rates)) + net.regularizer(mouse)
+            rates = run.model(inputs, mouse=mouse, **kwargs)
+        # the global batch's scale; x world: DDP averages the ranks' gradients, the data term
+        # of the single-process loss sums them
+        scale = math.sqrt(run.n_train[mouse] / (responses.shape[0] * world))
+        data = scale * poisson_loss(rates, _targets(responses, rates))
+        penalty = net.regularizer(mouse)
+        loss = world * data + penalty
         (run.scaler.scale(loss) if run.scaler else loss).backward()
         if (step + 1) % n_mice == 0 or step + 1 == steps:
             if run.scaler:
@@ -368,26 +402,31 @@ def _train_epoch(run: _Run, bar: Any) -> dict[str, float]:
             else:
                 opt.step()
             opt.zero_grad(set_to_none=True)
-        total += loss.detach()
+        total += data.detach() + penalty.detach() / world  # summed over ranks below
         samples += responses.shape[0]
         bar.update(1)
-    mean_loss = float(total) / max(steps, 1)  # synchronises the device before the clock stops
+    both = torch.stack([total.double().cpu(), torch.tensor(float(samples), dtype=torch.float64)])
+    total_all, samples_all = distributed.all_sum(both, run.process).tolist()
+    mean_loss = total_all / max(steps, 1)  # synchronises the device before the clock stops
     seconds = time.perf_counter() - start
     for mouse, loader in run.train_loaders.items():
         run.passes[mouse] += math.ceil(consumed[mouse] / max(len(loader), 1))
     return {
         "loss": mean_loss,
         "train_seconds": seconds,
-        "samples_per_s": samples / seconds if seconds else 0.0,
+        "samples_per_s": samples_all / seconds if seconds else 0.0,
+        "samples": int(samples_all),
+        "processes": world,
         "data_wait_share": wait / seconds if seconds else 0.0,
     }
 
 
 def stop_score(run: _Run) -> float:
-    """Single-trial correlation on the stop tier, neurons of all mice pooled (the kits' way)."""
+    """Single-trial correlation on the stop tier, neurons of all mice pooled (the kits' way);
+    distributed, of every rank's predictions gathered."""
     per_neuron = []
     for mouse, loader in run.eval_loaders.items():
-        c = collect(
+        mine = collect(
             run.net,
             loader,
             mouse,
@@ -395,6 +434,7 @@ def stop_score(run: _Run) -> float:
             amp=run.cfg.amp,
             n_frames=run.n_frames[mouse],
         )
+        c = distributed.gather_collected(mine, run.process)  # every rank's share, once each
         if c.responses.ndim == 2:
             values = metrics.single_trial_correlation(c.responses, c.predictions, per_neuron=True)
         else:
@@ -497,7 +537,8 @@ def train(
     out_dir
         Run folder: ``checkpoint.pt`` and ``log.jsonl`` (one JSON line per epoch: ``epoch``,
         ``loss`` (mean objective per step), ``score`` (stop-tier single-trial correlation),
-        ``tier``, ``lr``, ``seconds``, ``samples_per_s``, ``data_wait_share`` (share of the
+        ``tier``, ``lr``, ``seconds``, ``samples_per_s`` and ``samples`` (of all processes),
+        ``processes``, ``data_wait_share`` (share of the
         training time spent waiting for batches), ``action``, ``best_score``,
         ``readout_edge_share`` (the largest share over the mice of readout positions at the edge
         of the feature map, see :func:`readout_edge_share`) and ``readout_collapsed``; a
@@ -525,22 +566,26 @@ def train(
 
     config = config or TrainConfig()
     out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        for name in (CHECKPOINT, LOG):
-            (out / name).unlink(missing_ok=True)
     infos = mouse_infos(store, mice, storage_options)
     run = _setup(store, model, infos, config, overrides, storage_options)
+    if run.process.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            for name in (CHECKPOINT, LOG):
+                (out / name).unlink(missing_ok=True)
+    distributed.barrier(run.process)
     state = load_checkpoint(out) if resume and (out / CHECKPOINT).is_file() else None
     if state is not None:
         _check_same_run(state, run, out)
         _restore(run, state)
+    run.model = distributed.wrap(run.net, run.process, run.device, len(infos))
     resumed_from = run.epoch
     done = state is not None and state["finished"] and run.epoch >= 1
     done = done and (run.stopper.stopped or run.epoch >= run.cfg.max_epochs)
     for group in run.optimizer.param_groups:
         group["lr"] = _given(run.cfg.lr) * run.cfg.lr_decay_factor**run.stopper.decays
-    bar = tqdm(total=0, disable=not progress, desc=f"train {run.net.config.name}", unit="step")
+    shown = progress and run.process.main
+    bar = tqdm(total=0, disable=not shown, desc=f"train {run.net.config.name}", unit="step")
     try:
         while not done and run.epoch < run.cfg.max_epochs:
             done = _epoch(run, out, infos, store, bar)
@@ -548,7 +593,9 @@ def train(
         bar.close()
     run.net.load_state_dict(run.best_state)
     run.net.eval()
-    _save_checkpoint(run, out, infos, store)
+    if run.process.main:
+        _save_checkpoint(run, out, infos, store)
+    distributed.shutdown(run.process)
     return TrainResult(
         model=run.net,
         out_dir=out,
@@ -606,6 +653,7 @@ def _epoch(run: _Run, out: pathlib.Path, infos: Mapping[str, Any], store: Any, b
     }
     run.history.append(entry)
     bar.set_postfix(loss=f"{stats['loss']:.4g}", score=f"{score:.4f}")
-    write_log(out, run.history)
-    _save_checkpoint(run, out, infos, store)
+    if run.process.main:  # rank 0 alone writes
+        write_log(out, run.history)
+        _save_checkpoint(run, out, infos, store)
     return run.stopper.stopped
