@@ -154,6 +154,31 @@ def _parser() -> argparse.ArgumentParser:
     _add_storage(p)
 
     p = sub.add_parser(
+        "stats",
+        help="per-neuron statistics, oracle correlation and explainable variance of every mouse "
+        "(dask, any scheduler)",
+        **examples(
+            "sensorium-data stats sensorium.zarr --out stats.zarr",
+            "sensorium-data stats s3://bucket/sensorium.zarr --scheduler tcp://10.0.0.5:8786",
+        ),
+    )
+    p.add_argument("store", metavar="URL", help="store path or URL")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="SCHEDULER",
+        help="threads, processes, synchronous or a dask.distributed address (default: threads)",
+    )
+    p.add_argument("--mice", nargs="+", default=None, metavar="MOUSE", help="default: all")
+    p.add_argument(
+        "--tier", default="train", help="trials of the response statistics (default: train)"
+    )
+    p.add_argument(
+        "--out", default=None, metavar="PATH", help="also write the summary as a zarr DataTree"
+    )
+    _add_storage(p)
+
+    p = sub.add_parser(
         "export",
         help="write a mouse back as the official file tree",
         **examples("sensorium-data export sensorium.zarr 26872-17-20 trees/"),
@@ -429,6 +454,49 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    import numpy as np
+    import xarray as xr
+
+    from .analysis import recompute_statistics, store_summary
+    from .store.access import open_statistics
+
+    summary = store_summary(
+        args.store,
+        mice=args.mice,
+        tier=args.tier,
+        scheduler=args.scheduler,
+        storage_options=args.storage_options,
+        progress=True,
+    )
+    rows = ["mouse       neurons  response mean  oracle corr  explainable var  stored stats"]
+    for mouse, ds in summary.items():
+        stored = open_statistics(args.store, mouse, args.storage_options)
+        check = "-"
+        if args.tier == "train" and stored:  # the released ones are of the train trials
+            again = recompute_statistics(
+                args.store, mouse, scheduler=args.scheduler, storage_options=args.storage_options
+            )
+            same = all(
+                np.array_equal(again[k][n].values, stored[k]["all"][n].values, equal_nan=True)
+                for k in again
+                if k in stored and "all" in stored[k]
+                for n in again[k].data_vars
+            )
+            check = "equal" if same else "DIFFER"
+        rows.append(
+            f"{mouse:<11} {ds.sizes['neuron']:>7}  {float(ds.response_mean.mean()):>13.4f}  "
+            f"{float(ds.oracle_correlation.mean()):>11.4f}  "
+            f"{float(ds.explainable_variance.mean()):>15.4f}  {check:>12}"
+        )
+    print("\n".join(rows))
+    if args.out:
+        tree = xr.DataTree.from_dict({f"/{m}": ds for m, ds in summary.items()})
+        tree.to_zarr(args.out, mode="w", consolidated=False)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .store.export import export
 
@@ -578,6 +646,7 @@ _COMMANDS = {
     "convert": _convert,
     "verify": _verify,
     "info": _info,
+    "stats": _stats,
     "export": _export,
     "synth": _synth,
     "demo": _demo,
