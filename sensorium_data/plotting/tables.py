@@ -176,7 +176,7 @@ def benchmark_bars(
     ax.set_xlabel(unit if unit is not None else str(value))
     ax.grid(axis="x", which="major", alpha=0.3)
     if any(g is not None for g in groups):
-        ax.legend(title=None, loc="lower right", fontsize="small")
+        ax.legend(title=None, loc="best", fontsize="small")
     if title:
         ax.set_title(title)
     return fig
