@@ -115,9 +115,7 @@ def test_two_ranks_train_and_score_as_one(store: pathlib.Path, tmp_path: pathlib
 
 
 def test_each_rank_reads_its_own_share(store: pathlib.Path) -> None:
-    model = sm.build_model(
-        "sensorium-sota", mouse_infos(store), overrides={"hidden_channels": 4}
-    )
+    model = sm.build_model("sensorium-sota", mouse_infos(store), overrides={"hidden_channels": 4})
     cfg = TrainConfig(batch_size=32, device="cpu").resolved("static")
     seen: dict[str, list[np.ndarray]] = {}
     for rank in range(2):

@@ -358,7 +358,6 @@ class TestGroundTruth:
         assert again.name == tree.name
         assert np.array_equal(_truth(again)["rates"], truth["rates"])
 
-
     def test_fano_sets_the_noise(self, tmp_path: pathlib.Path) -> None:
         """The same world with less noise: the same rates, responses closer to them."""
         kwargs: dict[str, Any] = {"kind": "static", "n_trials": 120, "n_neurons": 16}
