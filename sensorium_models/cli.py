@@ -182,6 +182,13 @@ def _parser() -> argparse.ArgumentParser:
         help="DataLoader worker processes (default: 0, reading ahead in a thread)",
     )
     p.add_argument(
+        "--data",
+        choices=("auto", "streaming", "memory", "device"),
+        default="auto",
+        help="how batches are made: 'streaming' from the store, 'memory' from arrays read once, "
+        "'device' gathered on the training device, 'auto' memory when a mouse fits in 2 GiB",
+    )
+    p.add_argument(
         "--overrides",
         type=_json_dict,
         default=None,
@@ -265,6 +272,9 @@ def _train(args: argparse.Namespace) -> int:
         "frames": args.frames,
         "patience": args.patience,
         "num_workers": args.num_workers,
+        "in_memory": {"auto": "auto", "streaming": False, "memory": True, "device": "device"}[
+            args.data
+        ],
         "device": args.device,
     }
     try:

@@ -55,7 +55,11 @@ _RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("device", lambda v: isinstance(v, str) and bool(v), "a device name such as 'auto'"),
     ("amp", lambda v: isinstance(v, bool), "True or False"),
     ("num_workers", _int_from(0), "an integer >= 0"),
-    ("in_memory", lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
+    (
+        "in_memory",
+        lambda v: v in (True, False, "auto", "device"),
+        "True, False, 'auto' or 'device'",
+    ),
     ("stop_on_collapse", lambda v: isinstance(v, bool), "True or False"),
 )
 
@@ -98,7 +102,9 @@ class TrainConfig:
         (bfloat16, else float16 with a gradient scaler), used on CUDA only.
     num_workers, in_memory
         DataLoader worker processes (0: the loader reads ahead in a background thread); the
-        loaders' ``in_memory`` (``"auto"``: read each mouse's arrays once when they fit in 2 GiB).
+        loaders' ``in_memory`` (``"auto"``: read each mouse's arrays once when they fit in 2 GiB;
+        ``False``: stream every batch from the store; ``"device"``: hold each mouse's arrays on
+        the training device and gather batches there, see ``make_loaders(device=...)``).
     stop_on_collapse
         Stop (as finished) after an epoch that leaves a mouse's readout collapsed: more than 90%
         of its positions at the edge of the feature map

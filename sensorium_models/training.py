@@ -68,6 +68,7 @@ __all__ = [
     "mouse_infos",
     "poisson_loss",
     "readout_edge_share",
+    "step_loss",
     "train",
 ]
 
@@ -155,6 +156,27 @@ def _targets(responses: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
     if rates.ndim == 2:
         return responses
     return responses.transpose(1, 2)[:, responses.shape[2] - rates.shape[1] :]
+
+
+def step_loss(
+    net: Encoder,
+    mouse: str,
+    rates: torch.Tensor,
+    responses: torch.Tensor,
+    n_train: int,
+    world_size: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(loss, data term, penalty)`` of one batch of one process.
+
+    The data term is the Poisson loss scaled by ``sqrt(n_train / global batch)`` (the global
+    batch: this batch times ``world_size``); the loss is ``world_size`` times it plus the
+    regulariser, so that the gradients averaged over the processes (what
+    ``DistributedDataParallel`` does) are the single-process gradients of the global batch.
+    """
+    scale = math.sqrt(n_train / (responses.shape[0] * world_size))
+    data = scale * poisson_loss(rates, _targets(responses, rates))
+    penalty = net.regularizer(mouse)
+    return world_size * data + penalty, data, penalty
 
 
 def readout_edge_share(net: Encoder) -> dict[str, float]:
@@ -283,15 +305,17 @@ def _setup(
     mice = list(infos)
     stop_tier = _stop_tier(cfg, store, mice, storage)
     split = {"rank": process.rank, "world_size": process.world_size}
+    resident = cfg.in_memory == "device"  # batches gathered on the training device
     common = {
         "mice": mice,
         "scale": cfg.scale,
         "seed": cfg.seed,
         "num_workers": cfg.num_workers,
-        "pin_memory": device.type == "cuda",
-        "in_memory": cfg.in_memory,
+        "pin_memory": device.type == "cuda" and not resident,
+        "in_memory": True if resident else cfg.in_memory,
         "storage_options": storage,
         **split,
+        **({"device": device} if resident else {}),
     }
     train_loaders = train_loaders_of(net, store, cfg, process, **common)
     missing = [m for m in mice if m not in train_loaders]
@@ -388,12 +412,7 @@ def _train_epoch(run: _Run, bar: Any) -> dict[str, float]:
             raise TrainingError(f"mouse {mouse}: a training batch without responses")
         with autocast(device, run.cfg.amp):
             rates = run.model(inputs, mouse=mouse, **kwargs)
-        # the global batch's scale; x world: DDP averages the ranks' gradients, the data term
-        # of the single-process loss sums them
-        scale = math.sqrt(run.n_train[mouse] / (responses.shape[0] * world))
-        data = scale * poisson_loss(rates, _targets(responses, rates))
-        penalty = net.regularizer(mouse)
-        loss = world * data + penalty
+        loss, data, penalty = step_loss(net, mouse, rates, responses, run.n_train[mouse], world)
         (run.scaler.scale(loss) if run.scaler else loss).backward()
         if (step + 1) % n_mice == 0 or step + 1 == steps:
             if run.scaler:

@@ -1,4 +1,5 @@
-"""Data-parallel training with real processes: ``torchrun`` with the gloo backend on the CPU.
+"""Data-parallel training with real processes: ``torchrun`` with the gloo backend on the CPU,
+with the device-resident loaders (here on the CPU device) and with the streaming ones.
 
 What a single process would do is the reference: the validation score of the gathered
 predictions equals the single-process score of the same weights; each rank reads a disjoint
@@ -96,7 +97,7 @@ def history(out: pathlib.Path) -> list[dict]:
 
 def test_two_ranks_train_and_score_as_one(store: pathlib.Path, tmp_path: pathlib.Path) -> None:
     out = tmp_path / "run"
-    done = torchrun(2, *train_args(store, out, 2))
+    done = torchrun(2, *train_args(store, out, 2, "--data", "device"))  # device-resident
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("sensorium-sota: 2 epochs") == 1  # rank 0 reports
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.jsonl"]
@@ -141,8 +142,9 @@ def test_resume_after_a_killed_rank_on_another_number_of_ranks(
     store: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
     out = tmp_path / "run"
+    mouse = next(iter(sd.list_mice(store)))
     job = torchrun(
-        2, *train_args(store, out, 40, "--mice", next(iter(sd.list_mice(store)))), wait=False
+        2, *train_args(store, out, 40, "--mice", mouse, "--data", "streaming"), wait=False
     )
     try:
         deadline = time.monotonic() + 120
@@ -165,7 +167,7 @@ def test_resume_after_a_killed_rank_on_another_number_of_ranks(
     assert 1 <= before["epoch"] < 40 and not before["finished"]
     # one process now, and two more epochs than were done: it goes on from the checkpoint
     more = before["epoch"] + 2
-    args = train_args(store, out, more, "--mice", next(iter(sd.list_mice(store))))
+    args = train_args(store, out, more, "--mice", mouse, "--data", "streaming")
     done = subprocess.run(
         [sys.executable, "-m", "sensorium_models.cli", "train", *args],
         capture_output=True,
@@ -177,3 +179,40 @@ def test_resume_after_a_killed_rank_on_another_number_of_ranks(
     log = history(out)
     assert [h["epoch"] for h in log] == list(range(1, more + 1))
     assert [h["processes"] for h in log] == [2] * before["epoch"] + [1, 1]
+
+
+def test_the_ranks_average_gradient_is_the_single_process_one() -> None:
+    """The loss of each of 2 ranks on half the global batch, its gradient averaged over the ranks
+    (what DistributedDataParallel does), gives the single-process gradient of the whole batch
+    (model in eval mode: no batch statistics, no sampled readout positions)."""
+    import torch
+
+    from sensorium_models.configs import MouseInfo
+    from sensorium_models.training import step_loss
+
+    torch.manual_seed(0)
+    net = sm.build_model(
+        "sensorium-sota",
+        {"m": MouseInfo(n_neurons=6, coordinates=None, kind="static")},
+        overrides={"hidden_channels": 4},
+    ).eval()
+    images, responses = torch.randn(8, 1, 36, 64), torch.rand(8, 6) * 3
+
+    def grads(part: slice, world: int, factor: bool = True) -> list[torch.Tensor]:
+        net.zero_grad()
+        rates = net(images[part], mouse="m")
+        loss, data, penalty = step_loss(net, "m", rates, responses[part], 500, world_size=world)
+        (loss if factor else data + penalty).backward()
+        return [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    def averaged(factor: bool) -> list[torch.Tensor]:
+        a, b = grads(slice(0, 4), 2, factor), grads(slice(4, 8), 2, factor)
+        return [(x + y) / 2 for x, y in zip(a, b, strict=True)]
+
+    whole = grads(slice(0, 8), 1)
+    for full, mean in zip(whole, averaged(True), strict=True):
+        torch.testing.assert_close(mean, full, rtol=1e-4, atol=1e-5)
+    # without the factor world_size, the data term's gradient would be halved
+    assert not all(
+        torch.allclose(m, f, rtol=1e-3) for m, f in zip(averaged(False), whole, strict=True)
+    )
