@@ -34,7 +34,7 @@ TINY_2D = {
 STATIC = TrainConfig(max_epochs=2, batch_size=32, device="cpu", seed=3)
 VIDEO = {"hidden_channels": [8, 16, 16]}  # the kit's kernels: T_out = T - 18
 DYNAMIC = TrainConfig(max_epochs=2, frames=60, device="cpu")
-LEARN_EPOCHS, LEARN_SHARE = 8, 0.2  # measured: 0.33 of the ceiling after 8 epochs
+# that the CNN learns a stimulus-only mouse is checked in test_insilico_trained.py
 MODULATOR_EPOCHS, MODULATOR_CORRELATION = 8, 0.7  # measured: 0.88 after 8 epochs (0.76 after 4)
 
 
@@ -622,35 +622,6 @@ def _learning_mouse(tmp_path: Path, **knobs) -> tuple[Path, dict[str, np.ndarray
     sd.convert([tree], store, progress=False)
     with np.load(tree.parent / f"{tree.name}.ground_truth.npz") as truth:
         return store, dict(truth)
-
-
-@pytest.mark.slow
-def test_cnn_learns_a_stimulus_only_mouse(tmp_path) -> None:
-    """The CNN baseline, shrunk, on a synthetic mouse whose rates depend on the image alone:
-    8 epochs on 36 x 64 images reach a share of the noise ceiling (the single-trial
-    correlation of the ground-truth rates) on the repeated test images. A broken core, readout,
-    loss or loader would stay near 0. (The full-size evidence: ``python -m benchmarks.training``.)
-    """
-    store, truth = _learning_mouse(
-        tmp_path, n_trials=1500, n_neurons=128, behavior_gain=0.0, shift_scale=0.0, seed=7
-    )
-    rates = truth["rates"]
-    ds = sd.open_mouse(store, chunks=None)
-    test = np.flatnonzero(np.array(ds.tiers.values.tolist()) == "test")
-    ceiling = float(sd.metrics.single_trial_correlation(ds.responses.values[test], rates[test]))
-    config = TrainConfig(max_epochs=LEARN_EPOCHS, batch_size=32, device="cpu", seed=42)
-    result = train(
-        store,
-        "sensorium-sota",
-        tmp_path / "run",
-        config=config,
-        overrides={"hidden_channels": 8},
-        progress=False,
-    )
-    report = evaluate(result.model, store, ["test"])
-    score = report["tiers"]["test"]["mean"]["single_trial_correlation"]
-    print(f"test single-trial correlation {score:.3f}, ceiling {ceiling:.3f}")
-    assert score > LEARN_SHARE * ceiling
 
 
 @pytest.mark.slow
