@@ -22,6 +22,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 import sensorium_data as sd
+from sensorium_data.analysis import store_summary
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,37 +101,39 @@ def dask_rows(args: argparse.Namespace, work: pathlib.Path) -> list[dict[str, An
         store = work / f"release-{workers}.zarr"
         shutil.rmtree(store, ignore_errors=True)
         with cluster(workers) as local:
-            start = time.perf_counter()
-            sd.convert(paths, store, scheduler=local.scheduler_address, progress=False)
-            seconds = time.perf_counter() - start
+            address = local.scheduler_address
             rows.append(
-                {
-                    "engine": "dask.distributed",
-                    "work": "conversion",
-                    "processes": workers,
-                    "seconds": round(seconds, 2),
-                    "MB_per_s": size / 1e6 / seconds,
-                    "source_MB": round(size / 1e6, 1),
-                }
+                timed(
+                    "conversion",
+                    workers,
+                    size,
+                    sd.convert,
+                    paths,
+                    store,
+                    scheduler=address,
+                    progress=False,
+                )
             )
-            print(f"conversion, {workers} worker(s): {seconds:.1f} s", flush=True)
-            from sensorium_data.analysis import store_summary
-
-            start = time.perf_counter()
-            store_summary(store, scheduler=local.scheduler_address)
-            seconds = time.perf_counter() - start
-            rows.append(
-                {
-                    "engine": "dask.distributed",
-                    "work": "analysis",
-                    "processes": workers,
-                    "seconds": round(seconds, 2),
-                    "MB_per_s": size / 1e6 / seconds,
-                    "source_MB": round(size / 1e6, 1),
-                }
-            )
-            print(f"analysis, {workers} worker(s): {seconds:.1f} s", flush=True)
+            rows.append(timed("analysis", workers, size, store_summary, store, scheduler=address))
     return rows
+
+
+def timed(
+    work: str, workers: int, size: int, run: Any, *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """The row of one dask run: ``run(*args, **kwargs)`` on ``workers`` worker processes."""
+    start = time.perf_counter()
+    run(*args, **kwargs)
+    seconds = time.perf_counter() - start
+    print(f"{work}, {workers} worker(s): {seconds:.1f} s", flush=True)
+    return {
+        "engine": "dask.distributed",
+        "work": work,
+        "processes": workers,
+        "seconds": round(seconds, 2),
+        "MB_per_s": size / 1e6 / seconds,
+        "source_MB": round(size / 1e6, 1),
+    }
 
 
 # ----------------------------------------------------------------------------- DDP
@@ -203,7 +207,7 @@ def _steps(rank: int, world: int, init: str, store: str, args: Any, out: str) ->
     def run(sync: bool) -> float:
         start = time.perf_counter()
         for batch in batches:
-            with ddp.no_sync() if not sync else _null():
+            with contextlib.nullcontext() if sync else ddp.no_sync():
                 rates = ddp(batch["images"], mouse=mouse)
                 loss = poisson_loss(rates, batch["responses"]) + net.regularizer(mouse)
                 loss.backward()
@@ -218,14 +222,6 @@ def _steps(rank: int, world: int, init: str, store: str, args: Any, out: str) ->
     if rank == 0:
         pathlib.Path(out).write_text(json.dumps({"synced": synced, "alone": alone}))
     dist.destroy_process_group()
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def allreduce_share(store: pathlib.Path, args: argparse.Namespace) -> float:

@@ -99,10 +99,12 @@ def recompute_statistics(
     mouse: str | None = None,
     *,
     tier: str | Sequence[str] = "train",
+    keys: Sequence[str] | None = None,
     scheduler: Any = None,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, xr.Dataset]:
-    """The official statistics of one mouse recomputed from its data.
+    """The official statistics of one mouse recomputed from its data (of ``keys``, default
+    every one the mouse has).
 
     Returns ``{key: Dataset(mean, std, min, max, median)}`` for ``responses``, ``behavior``,
     ``pupil_center`` and the stimulus, as :func:`~sensorium_data.open_statistics` gives the
@@ -116,7 +118,7 @@ def recompute_statistics(
     trials = _tier_trials(ds, tier, where)
     stimulus = "videos" if "videos" in ds.data_vars else "images"
     lazy: dict[str, Any] = {}
-    for key in ("responses", "behavior", "pupil_center", stimulus):
+    for key in keys or ("responses", "behavior", "pupil_center", stimulus):
         if key not in ds.data_vars:
             continue
         values = ds[key].isel(trial=trials).data
@@ -158,6 +160,7 @@ def neuron_summary(
     tier: str | Sequence[str] = "train",
     repeats_tier: str | None = None,
     skip: int = SKIP,
+    statistics: xr.Dataset | None = None,
     scheduler: Any = None,
     storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
@@ -165,13 +168,21 @@ def neuron_summary(
     2023: averaged over frames), and of the repeats of ``repeats_tier`` (2022 ``test``,
     2023 ``oracle``; withheld, all-zero responses give NaN) the ``oracle_correlation`` and the
     ``explainable_variance`` (the kits' ``compute_explainable_var``: the fraction of the
-    variance that the stimulus explains). Indexed by the store's neuron ids."""
+    variance that the stimulus explains). Indexed by the store's neuron ids. ``statistics``:
+    the responses' entry of :func:`recompute_statistics` when it was computed already."""
     ds = open_mouse(store, mouse, storage_options)
     dynamic = "videos" in ds.data_vars
     where = f"{store} mouse {mouse!r}"
-    stats = recompute_statistics(
-        store, mouse, tier=tier, scheduler=scheduler, storage_options=storage_options
-    )["responses"]
+    stats = statistics
+    if stats is None:  # the responses' alone: images and videos are not needed here
+        stats = recompute_statistics(
+            store,
+            mouse,
+            tier=tier,
+            keys=("responses",),
+            scheduler=scheduler,
+            storage_options=storage_options,
+        )["responses"]
     if dynamic:
         stats = stats.mean("frame", skipna=True)
     repeats_tier = repeats_tier or ("oracle" if dynamic else "test")

@@ -457,37 +457,46 @@ def _info(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     import numpy as np
     import xarray as xr
+    from tqdm.auto import tqdm
 
-    from .analysis import recompute_statistics, store_summary
-    from .store.access import open_statistics
+    from .analysis import neuron_summary, recompute_statistics
+    from .store.access import list_mice, open_statistics
 
-    summary = store_summary(
-        args.store,
-        mice=args.mice,
-        tier=args.tier,
-        scheduler=args.scheduler,
-        storage_options=args.storage_options,
-        progress=True,
-    )
+    summary = {}
     rows = ["mouse       neurons  response mean  oracle corr  explainable var  stored stats"]
-    for mouse, ds in summary.items():
+    mice = args.mice or list(list_mice(args.store, args.storage_options))
+    for mouse in tqdm(mice, desc="mice"):
         stored = open_statistics(args.store, mouse, args.storage_options)
-        check = "-"
-        if args.tier == "train" and stored:  # the released ones are of the train trials
-            again = recompute_statistics(
-                args.store, mouse, scheduler=args.scheduler, storage_options=args.storage_options
-            )
+        check = args.tier == "train" and bool(stored)  # the released ones: the train trials
+        again = recompute_statistics(  # every key when checking them, else the responses
+            args.store,
+            mouse,
+            tier=args.tier,
+            keys=None if check else ("responses",),
+            scheduler=args.scheduler,
+            storage_options=args.storage_options,
+        )
+        ds = summary[mouse] = neuron_summary(
+            args.store,
+            mouse,
+            tier=args.tier,
+            statistics=again["responses"],
+            scheduler=args.scheduler,
+            storage_options=args.storage_options,
+        )
+        verdict = "-"
+        if check:
             same = all(
                 np.array_equal(again[k][n].values, stored[k]["all"][n].values, equal_nan=True)
                 for k in again
                 if k in stored and "all" in stored[k]
                 for n in again[k].data_vars
             )
-            check = "equal" if same else "DIFFER"
+            verdict = "equal" if same else "DIFFER"
         rows.append(
             f"{mouse:<11} {ds.sizes['neuron']:>7}  {float(ds.response_mean.mean()):>13.4f}  "
             f"{float(ds.oracle_correlation.mean()):>11.4f}  "
-            f"{float(ds.explainable_variance.mean()):>15.4f}  {check:>12}"
+            f"{float(ds.explainable_variance.mean()):>15.4f}  {verdict:>12}"
         )
     print("\n".join(rows))
     if args.out:

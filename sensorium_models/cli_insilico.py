@@ -72,6 +72,7 @@ def add_parser(sub: Any, common: Any) -> None:
 def run(args: argparse.Namespace, model: Any) -> int:
     """Run ``args.experiment`` on ``model``; print what was written."""
     from sensorium_models import insilico
+    from sensorium_models.insilico.rf import _neurons
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace, model: Any) -> int:
     elif args.experiment == "rf":
         fields = insilico.gradient_receptive_fields(model, mouse, space, args.neurons)
         centers, sizes = insilico.receptive_field_centers(fields)
-        neurons = _chosen(model, mouse, args.neurons)
+        neurons = _neurons(model, mouse, args.neurons)
         written += [
             _save(out / "receptive_fields.npy", fields),
             _save(out / "centers.npy", centers),
@@ -156,11 +157,6 @@ def run(args: argparse.Namespace, model: Any) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
-
-
-def _chosen(model: Any, mouse: str, neurons: Any) -> np.ndarray:
-    n = model.readout(mouse).n_neurons
-    return np.arange(n) if neurons is None else np.asarray(neurons)
 
 
 def _save(path: pathlib.Path, values: Any) -> pathlib.Path:

@@ -161,10 +161,11 @@ def to_kit_state_dict(model: Encoder) -> collections.OrderedDict[str, torch.Tens
             f"model {model.config.name!r}: only 2022 models without a behaviour modulator have "
             "a kit counterpart"
         )
-    weight = model.state_dict()["core.features.layer0.conv.weight"]
+    state = model.state_dict()
+    weight = state["core.features.layer0.conv.weight"]
     out: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
     out[_LAPLACE_KEY] = torch.tensor(LAPLACE_2D, dtype=weight.dtype)[None, None]
-    for key, tensor in model.state_dict().items():
+    for key, tensor in state.items():
         value = tensor.detach().cpu()
         name = key.rsplit(".", 1)[-1]
         readout = key.startswith("readouts.")
@@ -220,7 +221,7 @@ def from_kit_state_dict(
     KitCheckpointError
         Naming ``where``, the fields that disagree, or the tensors that do not fit.
     """
-    tensors = {k: v for k, v in state.items()}
+    tensors = dict(state)
     bad = sorted(k for k, v in tensors.items() if not isinstance(v, torch.Tensor))
     if bad:
         raise KitCheckpointError(f"{where}: not a state_dict (non-tensor entries {bad[:5]})")

@@ -70,6 +70,13 @@ class TestRecomputedStatistics:
         assert stats["videos"]["mean"].dims == ("height", "width", "frame")
         assert stats["responses"]["mean"].dims == ("neuron", "frame")
 
+    def test_chosen_keys(self, static_store) -> None:
+        mouse = next(iter(sd.list_mice(static_store)))
+        only = analysis.recompute_statistics(static_store, mouse, keys=("responses",))
+        assert set(only) == {"responses"}
+        given = analysis.neuron_summary(static_store, mouse, statistics=only["responses"])
+        xr.testing.assert_identical(given, analysis.neuron_summary(static_store, mouse))
+
     def test_another_tier_differs(self, static_store) -> None:
         mouse = next(iter(sd.list_mice(static_store)))
         valid = analysis.recompute_statistics(static_store, mouse, tier="validation")
